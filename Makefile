@@ -1,0 +1,41 @@
+# EE-411 HW3 report. `make report` renders it from cache/, `make test` checks everything,
+# `make results` recomputes what is missing. Every target creates/updates .venv first.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help venv report results test bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+# torch/torchvision are pinned in pyproject.toml; pip takes them from the machine's local wheels
+# where it has them, else from PyPI.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create or update .venv with the pinned dependencies
+
+report: $(STAMP)  ## render the report from cache/ (quarto if installed, else the Quarto-free path)
+	@if command -v quarto >/dev/null 2>&1; then \
+		quarto render report.qmd; \
+	else \
+		$(PY) -m hw3.render; \
+	fi
+
+results: $(STAMP)  ## compute every experiment missing from cache/ (needs the datasets; see README)
+	$(PY) -m hw3 run
+
+test: $(STAMP)  ## run the test suite (the report executes from cache/, in cache-only mode)
+	$(PY) -m pytest
+
+bench: $(STAMP)  ## throughput of our engine against the conventional DataLoader pipeline
+	$(PY) -m hw3.bench
+
+clean:  ## remove rendered outputs (keeps .venv and cache/)
+	rm -rf _output .quarto report_files

@@ -1,0 +1,190 @@
+"""Benchmarks: our training engine against the conventional torchvision pipeline, and the report's timings.
+
+    python -m hw3.bench [--steps 300] [--skip-parallel] [--skip-report]
+
+(a) conventional: torchvision dataset with per-sample ToTensor()/Normalize (for MultiMNIST, a
+    Dataset that builds each canvas with make_new_sample), DataLoader(batch_size=64, shuffle=True).
+(b) ours: tensors prepared once and kept in memory, index batches (hw3.data.TensorBatches),
+    channels-last conv nets (hw3.train).
+Both train the same model with the same optimiser for the same number of steps. The figures
+are printed, never asserted: timing depends on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import time
+
+import torch
+import torch.nn.functional as F
+
+from . import data, models, multimnist, train
+
+
+def _steps_per_second(model, batches, steps: int, channels_last: bool, heads: int) -> float:
+    """Time `steps` SGD steps drawn from the iterable `batches` (restarted when exhausted), after 10 warm-up steps."""
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+
+    def stream():
+        while True:
+            yield from batches
+
+    it = stream()
+    for i in range(10 + steps):
+        if i == 10:
+            start = time.perf_counter()
+        batch = next(it)
+        x, targets = batch[0], batch[1:]
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = model(x)
+        out = out if isinstance(out, tuple) else (out,)
+        loss = torch.stack([F.cross_entropy(o, t) for o, t in zip(out, targets[:heads])]).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return steps / (time.perf_counter() - start)
+
+
+class _CanvasDataset(torch.utils.data.Dataset):
+    """The conventional MultiMNIST dataset: each item builds its canvas from two PIL digits on demand."""
+
+    def __init__(self, mnist, left, right, transform):
+        self.mnist, self.left, self.right, self.transform = mnist, left, right, transform
+
+    def __len__(self):
+        return len(self.left)
+
+    def __getitem__(self, i):
+        (a, ya), (b, yb) = self.mnist[int(self.left[i])], self.mnist[int(self.right[i])]
+        canvas = multimnist.make_new_sample(self.transform(a), self.transform(b))
+        return canvas, ya, yb
+
+
+def _pipelines(name: str):
+    """(model factory, conventional batches, our batches, heads) for 'mlp', 'cnn' or 'multimnist'."""
+    from torchvision import datasets, transforms
+
+    root = str(data.data_dir())
+    if name in ("mlp", "cnn"):
+        splits = data.image_splits("FashionMNIST")
+        tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((splits.mean,), (splits.std,))])
+        conventional = torch.utils.data.DataLoader(datasets.FashionMNIST(root, train=True, transform=tf), batch_size=64, shuffle=True)
+        ours = data.TensorBatches(splits.train, 64, shuffle=True)
+        return {"mlp": models.MLP, "cnn": models.CNN}[name], conventional, ours, 1
+    splits = multimnist.multimnist_splits()
+    mnist = datasets.MNIST(root, train=True)
+    left, right = multimnist.random_pairs(len(mnist), 0)
+    conventional = torch.utils.data.DataLoader(_CanvasDataset(mnist, left, right, transforms.ToTensor()), batch_size=64, shuffle=True)
+    ours = data.TensorBatches((data.to_float(splits.train[0]), splits.train[1], splits.train[2]), 64, shuffle=True)
+    return models.MultiMNISTNet, conventional, ours, 2
+
+
+def throughput(steps: int) -> list[dict]:
+    rows = []
+    for name in ("mlp", "cnn", "multimnist"):
+        factory, conventional, ours, heads = _pipelines(name)
+        torch.manual_seed(0)
+        a = _steps_per_second(factory(), conventional, steps, channels_last=False, heads=heads)
+        torch.manual_seed(0)
+        b = _steps_per_second(factory(), ours, steps, channels_last=name != "mlp", heads=heads)
+        rows.append({"model": name, "conventional": 64 * a, "ours": 64 * b, "ratio": b / a})
+        print(f"  {name:11} conventional {64 * a:9.0f} samples/s   ours {64 * b:9.0f} samples/s   ratio {b / a:5.2f}×", flush=True)
+    return rows
+
+
+def workload() -> dict[str, int]:
+    """Training samples each model processes over all the report's Part 2 and Part 3 experiments."""
+    from . import registry
+    from .experiments import FashionConfig
+    from .multimnist import MultiMNISTConfig
+
+    totals = {"mlp": 0, "cnn": 0, "multimnist": 0}
+    for _, config in registry.all_experiments():
+        if isinstance(config, FashionConfig):
+            totals[config.model] += config.epochs * 50_000
+        elif isinstance(config, MultiMNISTConfig):
+            totals["multimnist"] += config.epochs * 50_000
+    return totals
+
+
+def _worker(name: str, steps: int, threads: int, out):
+    torch.set_num_threads(threads)
+    factory, _, ours, heads = _pipelines(name)
+    out.put(64 * _steps_per_second(factory(), ours, steps, channels_last=True, heads=heads))
+
+
+def parallel(steps: int, cores: int) -> None:
+    """Aggregate samples/s: one process with `cores` threads against `cores` single-threaded processes."""
+    ctx = mp.get_context("spawn")
+    for name in ("cnn", "multimnist"):
+        results = {}
+        for procs, threads in ((1, cores), (cores, 1)):
+            q = ctx.Queue()
+            ps = [ctx.Process(target=_worker, args=(name, steps, threads, q)) for _ in range(procs)]
+            for p in ps:
+                p.start()
+            results[(procs, threads)] = sum(q.get() for _ in ps)
+            for p in ps:
+                p.join()
+        one, many = results[(1, cores)], results[(cores, 1)]
+        print(f"  {name:11} 1 process × {cores} threads {one:8.0f} samples/s   {cores} processes × 1 thread {many:8.0f} samples/s   ratio {many / one:5.2f}×", flush=True)
+
+
+def report_timings() -> None:
+    """Warm-cache execution of all report code (kernel start excluded), and the cold recompute it replaces."""
+    from . import registry
+    from .render import execute_report
+
+    started = time.perf_counter()
+    nb = execute_report(cache_only=True)
+    total = time.perf_counter() - started
+    cells = [c for c in nb.cells if c.cell_type == "code" and "execution" in c.metadata]
+    stamps = [(c.metadata.execution.get("iopub.execute_input"), c.metadata.execution.get("shell.execute_reply")) for c in cells]
+    stamps = [s for s in stamps if all(s)]
+    if stamps:
+        from datetime import datetime
+
+        first, last = datetime.fromisoformat(stamps[0][0].rstrip("Z")), datetime.fromisoformat(stamps[-1][1].rstrip("Z"))
+        print(f"  report code, warm cache: {(last - first).total_seconds():.1f} s (all cells; {total:.1f} s including kernel start)")
+    else:
+        print(f"  report execution, warm cache, including kernel start: {total:.1f} s")
+    runs = [func(config).get("meta", {}) for func, config in registry.all_experiments()]
+    seconds = sum(m.get("wall_time_s", 0.0) for m in runs)
+    print(f"  cold recompute: the cached experiments took {seconds / 60:.1f} min of worker time in total "
+          f"(run in parallel by `make results`; its wall-clock total is printed at the end of that command)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hw3.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=300, help="timed training steps per pipeline (after 10 warm-up steps)")
+    parser.add_argument("--skip-parallel", action="store_true")
+    parser.add_argument("--skip-report", action="store_true")
+    args = parser.parse_args(argv)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"machine: {platform.processor() or platform.machine()}, {cores} cores, torch {torch.__version__}, "
+          f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}; threads {torch.get_num_threads()}")
+    print(f"training throughput, batch 64, {args.steps} steps (a: conventional DataLoader, b: our engine):")
+    rows = throughput(args.steps)
+    weights = workload()
+    by_model = {r["model"]: r for r in rows}
+    time_a = sum(n / by_model[m]["conventional"] for m, n in weights.items())
+    time_b = sum(n / by_model[m]["ours"] for m, n in weights.items())
+    print(f"  the report's Part 2 + Part 3 training workload ({', '.join(f'{m}: {n / 1e6:.1f}M samples' for m, n in weights.items())}): "
+          f"{time_a / 60:.1f} min conventional, {time_b / 60:.1f} min ours, ratio {time_a / time_b:.2f}× (single process)")
+    if not args.skip_parallel and cores > 1:
+        print(f"parallel workers (our engine, {args.steps} steps each):")
+        parallel(args.steps, cores)
+    if not args.skip_report:
+        print("report:")
+        report_timings()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""The networks of Parts 2, 3 and the bonus, and a parameter counter."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable scalars in `model`."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class MLP(nn.Module):
+    """784 → 100 → 100 → 10 with ReLU. Flattens its input, so it takes N×1×28×28 or N×784."""
+
+    def __init__(self, in_features: int = 28 * 28, hidden: int = 100, num_classes: int = 10):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(in_features, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
+    # padding=1 keeps H×W through the 3×3 conv, so only the pools shrink the map.
+    return [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+
+
+class CNN(nn.Module):
+    """Three 3×3 conv blocks (16, 32, 64 channels) + one linear layer: 28→14→7→3, so 64·3·3 = 576 features."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(*_conv_block(1, 16), *_conv_block(16, 32), *_conv_block(32, 64))
+        self.classifier = nn.Linear(64 * 3 * 3, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+class MultiMNISTNet(nn.Module):
+    """Shared conv encoder with one linear head per digit (left = top-left, right = bottom-right).
+
+    The encoder ends in ReLU after its Linear(720, 50): the seed figure is ambiguous, and without
+    a nonlinearity the encoder's last layer and each head would collapse into one linear map.
+    """
+
+    def __init__(self, num_classes: int = 10, latent: int = 50):
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 10, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),   # 36 → 32 → 16
+            nn.Conv2d(10, 20, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),  # 16 → 12 → 6
+            nn.Flatten(),
+            nn.Linear(20 * 6 * 6, latent), nn.ReLU(),
+        )
+        self.left_head = nn.Linear(latent, num_classes)
+        self.right_head = nn.Linear(latent, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)
+        return self.left_head(z), self.right_head(z)
+
+
+class BonusCNN(nn.Module):
+    """The bonus model: a VGG-style BatchNorm CNN with `width` channels in its first layer.
+
+    28×28: one conv (w) → pool → 14×14: two convs (2w) → pool → 7×7: two convs (4w) → pool → 3×3,
+    then dropout and a linear classifier on the 4w·3·3 features. Only one conv runs at full
+    resolution, where convolutions cost the most, so a CPU epoch stays short.
+    `batchnorm=False` and `dropout=0` give plainer variants.
+    """
+
+    def __init__(self, width: int = 16, batchnorm: bool = True, dropout: float = 0.0, num_classes: int = 10):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for c_out, convs in ((width, 1), (2 * width, 2), (4 * width, 2)):
+            for _ in range(convs):
+                layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batchnorm)]
+                layers += [nn.BatchNorm2d(c_out)] if batchnorm else []
+                layers += [nn.ReLU(inplace=True)]
+                c_in = c_out
+            layers += [nn.MaxPool2d(2)]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in * 3 * 3, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))

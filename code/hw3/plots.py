@@ -1,0 +1,123 @@
+"""Figures for the report. Each function takes cached results (plain data) and returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Moving average (valid part only): per-step minibatch losses are too noisy to compare raw."""
+    window = max(1, min(window, len(values)))
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def image_grid(images: np.ndarray, titles: Sequence[str], ncols: int = 8, size: float = 1.3) -> Figure:
+    """A grid of grey images with a title each."""
+    n = len(images)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.25)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, title in zip(axes.flat, images, titles):
+        ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def side_by_side(originals: np.ndarray, permuted: np.ndarray, n: int = 6) -> Figure:
+    """Top row: images; bottom row: the same images after the pixel permutation."""
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.3, 2.9))
+    for i in range(n):
+        for row, imgs in enumerate((originals, permuted)):
+            axes[row, i].imshow(imgs[i], cmap="gray_r", vmin=0, vmax=1)
+            axes[row, i].axis("off")
+    axes[0, 0].set_title("original", fontsize=8, loc="left")
+    axes[1, 0].set_title("permuted", fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(runs: Mapping[str, dict], title: str, smooth: int = 100, loss_ylim: tuple[float, float] | None = (0.0, 1.5)) -> Figure:
+    """Four panels for one model: training loss per step, train/val loss per epoch, val accuracy per epoch.
+
+    `runs` maps a label (the optimiser) to a cached result. Losses far above `loss_ylim` (a
+    diverged run) are clipped to the panel, and the text says what they were.
+    """
+    fig, (ax_step, ax_loss, ax_acc) = plt.subplots(1, 3, figsize=(13, 3.8))
+    for i, (label, result) in enumerate(runs.items()):
+        color = f"C{i}"
+        hist = result["history"]
+        steps = np.asarray(hist["step_loss"], dtype=float)
+        smoothed = _smooth(steps, smooth)
+        ax_step.plot(np.arange(len(smoothed)) + smooth, smoothed, color=color, lw=1, label=label)
+        epochs = np.arange(1, len(hist["epochs"]["val"]["loss"]) + 1)
+        ax_loss.plot(epochs, hist["epochs"]["train"]["loss"], color=color, ls="--", lw=1)
+        ax_loss.plot(epochs, hist["epochs"]["val"]["loss"], color=color, lw=1.5, marker=".", label=label)
+        ax_acc.plot(epochs, 100 * np.asarray(hist["epochs"]["val"]["acc"]), color=color, lw=1.5, marker=".", label=label)
+    ax_step.set(xlabel="step (mini-batch of 64)", ylabel="training loss", title=f"training loss, {smooth}-step moving average")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss per epoch (dashed: train, solid: val)")
+    ax_acc.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy")
+    if loss_ylim is not None:
+        ax_step.set_ylim(*loss_ylim)
+        ax_loss.set_ylim(*loss_ylim)
+    ax_acc.set_ylim(0, 100)
+    ax_step.legend(fontsize=8)
+    for ax in (ax_step, ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def multitask_curves(result: dict, heads: Sequence[str] = ("left", "right")) -> Figure:
+    """Per-task loss and accuracy per epoch (train dashed, validation solid), plus both-right accuracy."""
+    hist = result["history"]["epochs"]
+    epochs = np.arange(1, len(hist["val"]["loss"]) + 1)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for i, head in enumerate(heads):
+        for split, ls in (("train", "--"), ("val", "-")):
+            ax_loss.plot(epochs, hist[split][f"loss_{head}"], color=f"C{i}", ls=ls, marker="." if split == "val" else None, label=f"{head} ({split})")
+            ax_acc.plot(epochs, 100 * np.asarray(hist[split][f"acc_{head}"]), color=f"C{i}", ls=ls, marker="." if split == "val" else None, label=f"{head} ({split})")
+    ax_acc.plot(epochs, 100 * np.asarray(hist["val"]["acc_all"]), color="C2", marker=".", label="both right (val)")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss per task")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy per task")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(cm: np.ndarray, classes: Sequence[str]) -> Figure:
+    """Row-normalised confusion matrix (rows: true class), with the counts written in the cells."""
+    rates = cm / cm.sum(1, keepdims=True)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true")
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if cm[i, j]:
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7, color="white" if rates[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    return fig
+
+
+def permuted_comparison(pairs: Mapping[str, tuple[dict, dict]]) -> Figure:
+    """Validation accuracy per epoch of each model on original (solid) and permuted (dashed) pixels."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for i, (label, (original, permuted)) in enumerate(pairs.items()):
+        for result, ls, kind in ((original, "-", "original"), (permuted, "--", "permuted")):
+            acc = 100 * np.asarray(result["history"]["epochs"]["val"]["acc"])
+            ax.plot(np.arange(1, len(acc) + 1), acc, color=f"C{i}", ls=ls, marker=".", label=f"{label}, {kind}")
+    ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="SGD + Nesterov, original vs permuted pixels")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

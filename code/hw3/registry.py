@@ -1,0 +1,32 @@
+"""The list of every cached experiment the report reads, in the order `make results` runs them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import bonus, experiments, gallery, multimnist
+from .cache import Experiment
+
+
+def all_experiments() -> list[tuple[Experiment, Any]]:
+    runs: list[tuple[Experiment, Any]] = [(gallery.run_gallery, gallery.GALLERY)]
+    runs += [(experiments.run_fashion, c) for c in experiments.FASHION + experiments.PERMUTED]
+    runs += [(bonus.run_bonus, c) for c in bonus.ABLATION]  # the longest runs, so they start first
+    runs += [(multimnist.run_multimnist, c) for c in multimnist.SWEEP]
+    runs += [(bonus.run_bonus_final, bonus.FINAL)]
+    return runs
+
+
+# Experiments that read other experiments' cached results: run after everything else.
+DEPENDENT = frozenset({bonus.FINAL.name})
+
+
+def by_name() -> dict[str, tuple[Experiment, Any]]:
+    return {config.name: (func, config) for func, config in all_experiments()}
+
+
+def lookup(name: str) -> tuple[Experiment, Any]:
+    table = by_name()
+    if name not in table:
+        raise KeyError(f"no experiment named {name!r}; known: {', '.join(table)}")
+    return table[name]

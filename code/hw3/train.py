@@ -1,0 +1,223 @@
+"""The training engine shared by every experiment: fit a model on in-memory tensors, record history.
+
+Tasks are described by their heads. A single-label classifier has one head; the MultiMNIST net
+returns one logit tensor per head, and the objective is the mean of the heads' cross-entropies.
+Metrics per split: `loss` (the objective) and `acc`; with several heads also `loss_<head>`,
+`acc_<head>` and `acc_all` (every head right).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import TensorBatches
+
+Tensors = tuple[torch.Tensor, ...]  # (x, target_1, ..., target_H)
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """'cuda' when available unless told otherwise; the same code runs on both."""
+    if requested in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {requested!r} was requested but CUDA is not available here")
+    return torch.device(requested)
+
+
+def _channels_last(model: nn.Module) -> bool:
+    """Put conv nets in channels-last layout: on CPU their convolutions run ~2× faster (see `hw3.bench`)."""
+    if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        return False
+    model.to(memory_format=torch.channels_last)
+    return True
+
+
+def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
+
+
+def _as_heads(output: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    return (output,) if isinstance(output, torch.Tensor) else tuple(output)
+
+
+@dataclass
+class Objective:
+    """Mean cross-entropy over the heads, with optional label smoothing (training only)."""
+
+    heads: tuple[str, ...] = ("label",)
+    label_smoothing: float = 0.0
+
+    def __call__(self, logits: tuple[torch.Tensor, ...], targets: Sequence[torch.Tensor]) -> torch.Tensor:
+        if len(logits) != len(self.heads) or len(targets) != len(self.heads):
+            raise ValueError(f"expected {len(self.heads)} heads {self.heads}, got {len(logits)} outputs and {len(targets)} targets")
+        losses = [F.cross_entropy(z, t, label_smoothing=self.label_smoothing) for z, t in zip(logits, targets)]
+        return torch.stack(losses).mean()
+
+
+def _metric_names(heads: tuple[str, ...]) -> list[str]:
+    if len(heads) == 1:
+        return ["loss", "acc"]
+    return ["loss", *(f"loss_{h}" for h in heads), *(f"acc_{h}" for h in heads), "acc_all"]
+
+
+class _Tally:
+    """Sums of per-head losses and hit counts, kept on the device so the loop never syncs with the host."""
+
+    def __init__(self, heads: tuple[str, ...], device: torch.device):
+        self.heads = heads
+        self.loss = torch.zeros(len(heads), dtype=torch.float64, device=device)
+        self.hits = torch.zeros(len(heads), dtype=torch.float64, device=device)
+        self.all_hits = torch.zeros((), dtype=torch.float64, device=device)
+        self.n = 0
+
+    def add(self, logits: tuple[torch.Tensor, ...], targets: Sequence[torch.Tensor]) -> None:
+        b = targets[0].shape[0]
+        right = torch.stack([z.argmax(1) == t for z, t in zip(logits, targets)])  # H×B
+        self.loss += torch.stack([F.cross_entropy(z.float(), t, reduction="sum") for z, t in zip(logits, targets)]).double()
+        self.hits += right.sum(1).double()
+        self.all_hits += right.all(0).sum().double()
+        self.n += b
+
+    def result(self) -> dict[str, float]:
+        loss = (self.loss / self.n).tolist()
+        acc = (self.hits / self.n).tolist()
+        if len(self.heads) == 1:
+            return {"loss": loss[0], "acc": acc[0]}
+        out = {"loss": float(np.mean(loss))}
+        out.update({f"loss_{h}": v for h, v in zip(self.heads, loss)})
+        out.update({f"acc_{h}": v for h, v in zip(self.heads, acc)})
+        out["acc_all"] = self.all_hits.item() / self.n
+        return out
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, data: Tensors, heads: tuple[str, ...] = ("label",), batch_size: int = 2048,
+             tta_flip: bool = False) -> dict[str, float]:
+    """Loss (unsmoothed cross-entropy) and accuracy of `model` on `data`, in eval mode, in large batches."""
+    was_training = model.training
+    model.eval()
+    cl = _channels_last(model)
+    tally = _Tally(heads, data[0].device)
+    for batch in TensorBatches(data, batch_size, shuffle=False):
+        x, targets = _layout(batch[0], cl), batch[1:]
+        logits = _as_heads(model(x))
+        if tta_flip:  # average the softmax of the image and its mirror image
+            flipped = _as_heads(model(x.flip(-1)))
+            logits = tuple(((z.softmax(1) + f.softmax(1)) / 2).log() for z, f in zip(logits, flipped))
+        tally.add(logits, targets)
+    model.train(was_training)
+    return tally.result()
+
+
+@torch.inference_mode()
+def predictions(model: nn.Module, x: torch.Tensor, batch_size: int = 2048, tta_flip: bool = False) -> np.ndarray:
+    """Predicted class of each image (single-head models), as a numpy array."""
+    was_training = model.training
+    model.eval()
+    cl = _channels_last(model)
+    out = []
+    for (xb,) in TensorBatches((x,), batch_size, shuffle=False):
+        xb = _layout(xb, cl)
+        p = model(xb).softmax(1)
+        if tta_flip:
+            p = (p + model(xb.flip(-1)).softmax(1)) / 2
+        out.append(p.argmax(1).cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+@dataclass
+class History:
+    """Everything a run records, as plain CPU data (lists and numpy arrays)."""
+
+    step_loss: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    epochs: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # split → metric → per-epoch values
+    lr: list[float] = field(default_factory=list)  # learning rate at the end of each epoch
+
+    def as_dict(self) -> dict:
+        return {"step_loss": self.step_loss, "epochs": self.epochs, "lr": self.lr}
+
+
+def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train: Tensors, *, epochs: int, batch_size: int, seed: int,
+        evals: dict[str, Tensors] | None = None, heads: tuple[str, ...] = ("label",), label_smoothing: float = 0.0,
+        augment: Augment | None = None, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        scheduler_per_step: bool = True, progress: Callable[[int, dict], None] | None = None) -> History:
+    """Train for `epochs` passes over `train`, evaluating on each of `evals` after every epoch.
+
+    The tensors must already be on the model's device. `seed` fixes the batch order and the
+    augmentation draws (the model's initialisation is the caller's, before building the model).
+    The train metrics are averaged over the epoch's mini-batches, in train mode, as they go.
+    """
+    if epochs <= 0:
+        raise ValueError(f"epochs must be positive, got {epochs}")
+    device = train[0].device
+    objective = Objective(heads, label_smoothing)
+    shuffle_gen = torch.Generator().manual_seed(seed)
+    augment_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    batches = TensorBatches(train, batch_size, shuffle=True, generator=shuffle_gen)
+    history = History(epochs={split: {m: [] for m in _metric_names(heads)} for split in ("train", *(evals or {}))})
+    step_losses = torch.zeros(epochs * len(batches), device=device)
+    step = 0
+    cl = _channels_last(model)
+    model.train()
+    for epoch in range(epochs):
+        tally = _Tally(heads, device)
+        for batch in batches:
+            x, targets = batch[0], batch[1:]
+            if augment is not None:
+                x = augment(x, augment_gen)
+            x = _layout(x, cl)
+            logits = _as_heads(model(x))
+            loss = objective(logits, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None and scheduler_per_step:
+                scheduler.step()
+            step_losses[step] = loss.detach()
+            with torch.no_grad():
+                tally.add(tuple(z.detach() for z in logits), targets)
+            step += 1
+        if scheduler is not None and not scheduler_per_step:
+            scheduler.step()
+        record = {"train": tally.result()}
+        record.update({name: evaluate(model, data, heads) for name, data in (evals or {}).items()})
+        for split, metrics in record.items():
+            for metric, value in metrics.items():
+                history.epochs[split][metric].append(value)
+        history.lr.append(optimizer.param_groups[0]["lr"])
+        if progress is not None:
+            progress(epoch, record)
+    history.step_loss = step_losses.cpu().numpy()
+    return history
+
+
+def state_dict_numpy(model: nn.Module) -> dict[str, np.ndarray]:
+    """The model's weights as CPU numpy arrays: loads anywhere, needs neither CUDA nor torch's unpickler."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def load_state_dict_numpy(model: nn.Module, state: dict[str, np.ndarray]) -> nn.Module:
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+    return model
+
+
+def run_metadata(device: torch.device, started: float, num_parameters: int) -> dict:
+    return {
+        "wall_time_s": time.perf_counter() - started,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
+        "device_type": device.type,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "num_parameters": num_parameters,
+        "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
