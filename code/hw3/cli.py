@@ -15,6 +15,7 @@ import time
 
 from . import registry
 from .cache import CacheMissError
+from .data import DataError
 
 
 def _headline(result: dict) -> dict:
@@ -97,6 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (CacheMissError, KeyError, ValueError) as exc:
+    except (CacheMissError, DataError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

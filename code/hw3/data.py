@@ -214,8 +214,9 @@ def image_splits(name: str = "FashionMNIST", permuted: bool = False, split_seed:
 class TensorBatches:
     """Mini-batches of tensors held in memory: our DataLoader.
 
-    Same batches as `DataLoader(TensorDataset(*tensors), batch_size, shuffle)` with drop_last=False,
-    but one `index_select` per batch instead of collating `batch_size` single samples.
+    The batches of `DataLoader(TensorDataset(*tensors), batch_size, shuffle)` with drop_last=False
+    (identical without shuffling; with it, the same kind of uniform random order, drawn from
+    `generator`), but one `index_select` per batch instead of collating `batch_size` single samples.
     """
 
     def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int, shuffle: bool, generator: torch.Generator | None = None):

@@ -60,7 +60,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -115,7 +114,7 @@ def read_qmd(text: str):
     nb = jupytext.reads(text, fmt="Rmd")
     front: dict = {}
     if nb.cells and nb.cells[0].cell_type == "raw" and nb.cells[0].source.lstrip().startswith("---"):
-        body = nb.cells[0].source.strip().strip("-").strip()
+        body = re.sub(r"\A\s*---[ \t]*\n|\n---[ \t]*\s*\Z", "", nb.cells[0].source)
         try:
             front = yaml.safe_load(body) or {}
         except yaml.YAMLError as exc:
@@ -322,7 +321,9 @@ def execute_notebook(nb, cwd: Path, cache_only: bool = True, timeout: int = DEFA
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     client = NotebookClient(nb, timeout=timeout, startup_timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(cwd)}}, allow_errors=False)
+                            resources={"metadata": {"path": str(cwd)}}, allow_errors=False,
+                            # quiets ipykernel's start-up warning about unencrypted local TCP
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
     try:
         client.execute(env=env)
     except CellExecutionError as exc:
@@ -388,6 +389,7 @@ _BRACKET_REF_RE = re.compile(rf"\[(-?)@({_KINDS}-[\w-]*\w)\]")
 _BARE_REF_RE = re.compile(rf"(?<![\w@.\-\[])@({_KINDS}-[\w-]*\w)")
 _HEADING_RE = re.compile(r"^(#{1,6})\s+(.*?)\s*(\{[^}]*\})?\s*$")
 _EQ_RE = re.compile(r"\$\$(.+?)\$\$[ \t]*\{#(eq-[\w-]*\w)\}", re.DOTALL)
+_WARNED: set[str] = set()
 _REF_NAMES = {"fig": "Figure", "tbl": "Table", "sec": "Section", "eq": "Equation"}
 
 
@@ -456,8 +458,10 @@ class CrossRefs:
             label = f"{kind.lower()}-{rest}"
             n = self.numbers.get(label)
             if n is None:
-                print(f"hw3.render: warning: unresolved cross-reference @{written}", file=sys.stderr)
-                return f"**?@{written}**"
+                if written not in _WARNED:
+                    _WARNED.add(written)
+                    print(f"hw3.render: warning: unresolved cross-reference @{written}", file=sys.stderr)
+                return f"**?\\@{written}**"
             name = _REF_NAMES[kind.lower()]
             shown = n if number_only else f"{name} ({n})" if kind.lower() == "eq" else f"{name} {n}"
             return f"[{shown}](#{label})"
@@ -479,11 +483,16 @@ def _fence(text: str, info: str) -> str:
     return f"{'`' * n}{info}\n{text.rstrip()}\n{'`' * n}"
 
 
-def _html_table_to_markdown(html: str) -> str:
-    """Convert an HTML fragment (e.g. a DataFrame's ``_repr_html_``) to pandoc markdown."""
+def _html_to_typst(html: str) -> str:
+    """Convert an HTML output (e.g. a DataFrame's ``_repr_html_``) to typst with pandoc's HTML reader."""
     html = re.sub(r"<style.*?</style>", "", html, flags=re.DOTALL | re.IGNORECASE)
-    return run_pandoc(["-f", "html", "-t", "markdown-raw_html-native_divs-native_spans-fenced_divs",
-                       "--wrap=none"], html).strip()
+    typ = typst_compat(run_pandoc(["-f", "html", "-t", "typst", "--wrap=none"], html)).strip()
+    # typst blocks shrink to their content; a full-width one lets the table centre like the others.
+    return re.sub(r"^#block\[", "#block(width: 100%)[", typ)
+
+
+# The delimiter row of a pipe table, e.g. `|:------|--:|` (what `DataFrame.to_markdown()` writes).
+_PIPE_TABLE_RE = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)+\|?\s*$", re.MULTILINE)
 
 
 def _output_blocks(out, cell_id: str, index: int, target: str, media: Path, opts: dict) -> list[tuple[str, str]]:
@@ -531,12 +540,14 @@ def _output_blocks(out, cell_id: str, index: int, target: str, media: Path, opts
                 inches = int(width) / 96
                 attr = "width=100%" if inches > TYPST_TEXT_WIDTH_IN else f"width={inches:.2f}in"
         return [("image", f"{path.name}|{attr}")]
-    if mime == "text/markdown" or mime == "text/latex":
+    if mime == "text/markdown":
+        return [("markdown", value.strip())]
+    if mime == "text/latex":
         return [("text", value.strip())]
     if mime == "text/html":
         if target == "html":
             return [("text", _fence(value, "{=html}"))]
-        return [("text", _html_table_to_markdown(value))]
+        return [("text", _fence(_html_to_typst(value), "{=typst}"))]
     text = _ANSI_RE.sub("", value)
     if opts.get("output") == "asis":
         return [("text", text)]
@@ -555,6 +566,8 @@ def notebook_to_markdown(nb, target: str, media: Path, code_fold: bool = False) 
     meta = nb.metadata.get(HELPER_KEY, {})
     defaults = meta.get("defaults", {})
     refs = CrossRefs(nb, defaults)
+    # typst blocks shrink to their content: make cell blocks full width so tables/figures centre.
+    div_attr = ' typst:width="100%"' if target == "typst" else ""
     parts: list[str] = []
     code_index = 0
     for cell in nb.cells:
@@ -601,13 +614,18 @@ def notebook_to_markdown(nb, target: str, media: Path, code_fold: bool = False) 
             if not cap:  # a lone image with alt text would become a figure: keep it inline
                 img += "\\"
             rendered.append(img)
-        if kind == "tbl" and (opts.get("tbl-cap") or label):
-            cap = opts.get("tbl-cap")
+        tables = [i for i, (k, t) in enumerate(outputs) if k == "markdown" and _PIPE_TABLE_RE.search(t)]
+        cap = opts.get("tbl-cap")
+        if kind == "tbl" and cap and len(tables) == 1:
+            # A real table caption (pandoc `: caption {#id}`): <caption> in HTML, figure caption in typst.
+            i = tables[0]
+            rendered[i] += f"\n\n: {refs.caption(label, 'tbl', str(cap))} {{#{label}}}"
+        elif kind == "tbl":
             inner = ([f"{refs.caption(label, 'tbl', str(cap))}", ""] if cap else []) + rendered
-            rendered = [f"::: {{#{label} .cell-table}}\n" + "\n\n".join(inner) + "\n:::"]
+            rendered = [f"::: {{#{label} .cell-table{div_attr}}}\n" + "\n\n".join(inner) + "\n:::"]
         body += rendered
         if body:
-            parts.append("::: {.cell}\n" + "\n\n".join(body) + "\n:::")
+            parts.append(f"::: {{.cell{div_attr}}}\n" + "\n\n".join(body) + "\n:::")
     return "\n\n".join(parts) + "\n"
 
 
@@ -665,6 +683,7 @@ _TYPST_HEADER = """#set figure(numbering: none)
 #show raw.where(block: true): set text(size: 7.5pt)
 #show raw.where(block: true): block.with(fill: luma(246), inset: 6pt, radius: 2pt, width: 100%)
 #show table: set text(size: 8.5pt)
+#show table: set par(justify: false)
 #set table(stroke: (x, y) => if y == 0 { (bottom: 0.6pt) } else { none })
 #show heading: set block(above: 1.4em, below: 0.8em)
 """
@@ -714,10 +733,19 @@ _TYPST_RAW_RE = re.compile(r"(`{3,}).*?\1|`[^`\n]*`", re.DOTALL)
 _TYPST_MATH_RE = re.compile(r"(?<!\\)\$(?:[^$\\]|\\.)*\$", re.DOTALL)
 
 
+_SCALED_DELIM_RE = re.compile(r"#scale\(x: \d+%, y: \d+%\)\[(\\.|[^\]\\]+)\]")
+
+
 def typst_compat(source: str) -> str:
-    """Rename, inside typst math, the symbols pandoc writes under names typst has since removed."""
+    """Fix pandoc's typst math for the typst compiler we use.
+
+    * Rename the symbols pandoc writes under names typst 0.14 removed (``dot.circle`` -> ``dot.o``).
+    * ``\\big(``-style delimiters come out as ``#scale(...)[\\(]`` boxes, which typst sets with
+      loose spacing ("sigma ( z )"); the plain delimiter reads better.
+    """
     def fix_math(m):
-        return _SYMBOL_RE.sub(lambda s: TYPST_SYMBOL_RENAMES[s.group(1)], m.group(0))
+        math = _SYMBOL_RE.sub(lambda s: TYPST_SYMBOL_RENAMES[s.group(1)], m.group(0))
+        return _SCALED_DELIM_RE.sub(lambda d: d.group(1), math)
 
     out, last = [], 0
     for m in _TYPST_RAW_RE.finditer(source):
@@ -765,12 +793,13 @@ _RAW_LATEX_RE = re.compile(r"\\\\[A-Za-z]+|\\\$|\\\\[\[\]()]")
 
 
 def find_raw_latex(typst_source: str) -> list[str]:
-    """Lines of typst source where LaTeX leaked out as text (a broken equation).
+    """Snippets of typst source where LaTeX leaked out as text (a broken equation); [] if none.
 
     Pandoc turns good TeX math into typst math (``frac(``, ``sigma``, ``partial``). LaTeX it could
     not parse, or that was not inside valid math delimiters, is written as escaped text: ``\\\\frac``,
     ``\\\\sigma`` (escaped backslash + command name) and ``\\$`` (a literal dollar, i.e. a ``$`` that
-    did not open or close math). Comments and raw/code text are ignored.
+    did not open or close math; pandoc's ``$...$`` needs no space after the opening and before the
+    closing ``$``). Comments and raw/code text are ignored.
     """
     src = re.sub(r"/\*.*?\*/", "", typst_source, flags=re.DOTALL)
     src = re.sub(r"(`{3,}).*?\1", "", src, flags=re.DOTALL)
@@ -778,9 +807,12 @@ def find_raw_latex(typst_source: str) -> list[str]:
     src = re.sub(r"#raw\(\"(?:[^\"\\]|\\.)*\"[^)]*\)", "", src)
     hits = []
     for line in src.splitlines():
-        stripped = re.sub(r"(?<![:\\])//.*$", "", line)
-        if _RAW_LATEX_RE.search(stripped):
-            hits.append(line.strip())
+        line = re.sub(r"(?<![:\\])//.*$", "", line)
+        found = list(_RAW_LATEX_RE.finditer(line))
+        if found:
+            first = found[0]
+            hits.append(f"{' '.join(m.group(0) for m in found)} in: ..."
+                        f"{line[max(0, first.start() - 60):found[-1].end() + 40]}...")
     return hits
 
 
@@ -817,7 +849,7 @@ def write_html(nb, out: Path, qmd: Path, build: Path) -> Path:
     style = build / "style.html"
     style.write_text(_HTML_STYLE, encoding="utf-8")
     path = (out / "report.html").resolve()
-    args = [src.name, "-f", "markdown", "-t", "html5", "--standalone", "--embed-resources", "--mathml",
+    args = [src.name, "-f", "markdown-citations", "-t", "html5", "--standalone", "--embed-resources", "--mathml",
             "-H", style.name, "-M", "toc-title=Table of contents", "-o", str(path)]
     args += ["--toc"] if opts.get("toc") else []
     args += ["--number-sections"] if opts.get("number-sections") else []
@@ -832,7 +864,7 @@ def write_pdf(nb, out: Path, qmd: Path, build: Path) -> Path:
     src = _pandoc_inputs(nb, "typst", build, qmd, opts)
     header = build / "header.typ"
     header.write_text(_TYPST_HEADER, encoding="utf-8")
-    args = [src.name, "-f", "markdown", "-t", "typst", "--standalone", "-H", header.name,
+    args = [src.name, "-f", "markdown-citations", "-t", "typst", "--standalone", "-H", header.name,
             "-V", f"papersize={opts.get('papersize', 'a4')}", "-V", "margin.x=2.5cm", "-V", "margin.y=2.5cm",
             "-V", "fontsize=10.5pt", "-V", "page-numbering=1", "--wrap=none"]
     args += ["--toc"] if opts.get("toc") else []

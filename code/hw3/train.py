@@ -217,7 +217,7 @@ def run_metadata(device: torch.device, started: float, num_parameters: int) -> d
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
         "device_type": device.type,
         "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # TorchVersion would make unpickling import torch
         "num_parameters": num_parameters,
         "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

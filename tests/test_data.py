@@ -1,0 +1,413 @@
+"""Datasets: the split, the normalised tensors, the pixel permutation, the batcher, and the failure modes
+(missing data offline, truncated or corrupt IDX files)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import hw3.data
+from hw3.data import IDX_FILES, DataError, RandomPermutation, TensorBatches, image_splits, load_raw, train_val_indices
+
+
+@pytest.fixture(autouse=True)
+def fresh_load_cache():
+    """load_raw reads each (dataset, split, folder) once per process: forget it around every test."""
+    hw3.data._load_cached.cache_clear()
+    yield
+    hw3.data._load_cached.cache_clear()
+
+
+# --------------------------------------------------------------------------- the split (indices only)
+
+
+def test_split_sizes_disjoint_and_covering():
+    train_idx, val_idx = train_val_indices(60_000, 10_000, seed=0)
+    assert len(train_idx) == 50_000 and len(val_idx) == 10_000
+    assert train_idx.dtype == torch.int64
+    train_set, val_set = set(train_idx.tolist()), set(val_idx.tolist())
+    assert len(train_set) == 50_000 and len(val_set) == 10_000  # no repeats
+    assert train_set.isdisjoint(val_set)
+    assert train_set | val_set == set(range(60_000))
+
+
+def test_split_is_seeded():
+    a, b = train_val_indices(seed=0), train_val_indices(seed=0)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    c = train_val_indices(seed=1)
+    assert not torch.equal(a[1], c[1])
+    assert set(a[1].tolist()) != set(c[1].tolist())
+
+
+def test_split_is_random_not_a_slice():
+    _, val_idx = train_val_indices(seed=0)
+    assert not torch.equal(val_idx.sort().values, torch.arange(50_000, 60_000))
+
+
+@pytest.mark.parametrize("n_val", [0, -1, 100, 150])
+def test_split_rejects_bad_sizes(n_val):
+    with pytest.raises(ValueError, match="n_val"):
+        train_val_indices(100, n_val)
+
+
+# --------------------------------------------------------------------------- the real data
+
+
+@pytest.fixture(scope="module")
+def plain_splits():
+    from conftest import missing_data_reason
+
+    if missing_data_reason():
+        pytest.skip(missing_data_reason())
+    return image_splits("FashionMNIST")
+
+
+@pytest.fixture(scope="module")
+def permuted_splits(plain_splits):
+    return image_splits("FashionMNIST", permuted=True)
+
+
+@pytest.mark.needs_data
+def test_load_raw_real_data(fashion_dir):
+    images, labels = load_raw("FashionMNIST", True)
+    assert images.shape == (60_000, 28, 28) and images.dtype == torch.uint8
+    assert labels.shape == (60_000,) and labels.dtype == torch.int64
+    assert set(labels.unique().tolist()) == set(range(10))
+    test_images, test_labels = load_raw("FashionMNIST", False)
+    assert test_images.shape == (10_000, 28, 28) and test_labels.shape == (10_000,)
+    assert load_raw("FashionMNIST", True)[0] is images  # read once per process
+
+
+@pytest.mark.needs_data
+def test_image_splits_shapes_and_dtypes(plain_splits):
+    for name, size in (("train", 50_000), ("val", 10_000), ("test", 10_000)):
+        x, y = getattr(plain_splits, name)
+        assert x.shape == (size, 1, 28, 28), name
+        assert x.dtype == torch.float32, name
+        assert y.shape == (size,) and y.dtype == torch.int64, name
+        assert torch.isfinite(x).all(), name
+    assert plain_splits.permutation is None
+
+
+@pytest.mark.needs_data
+def test_image_splits_normalisation(plain_splits):
+    x_train = plain_splits.train[0].double()
+    assert abs(x_train.mean().item()) < 1e-4
+    assert abs(x_train.std().item() - 1.0) < 1e-4
+    # statistics of the 50k training images only, near FashionMNIST's well-known 0.2860 / 0.3530
+    assert plain_splits.mean == pytest.approx(0.286, abs=0.005)
+    assert plain_splits.std == pytest.approx(0.353, abs=0.005)
+    for name in ("val", "test"):  # normalised with the training statistics: close to, not exactly, 0/1
+        x = getattr(plain_splits, name)[0].double()
+        assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1.0) < 0.05
+
+
+@pytest.mark.needs_data
+def test_image_splits_follow_the_split_indices(plain_splits):
+    images, labels = load_raw("FashionMNIST", True)
+    train_idx, val_idx = train_val_indices(60_000, 10_000, 0)
+    assert torch.equal(plain_splits.train[1], labels[train_idx])
+    assert torch.equal(plain_splits.val[1], labels[val_idx])
+    for (x, _), idx in ((plain_splits.train, train_idx[:50]), (plain_splits.val, val_idx[:50])):
+        restored = x[:50, 0] * plain_splits.std + plain_splits.mean
+        torch.testing.assert_close(restored, images[idx].float() / 255, atol=1e-5, rtol=0)
+    test_images, test_labels = load_raw("FashionMNIST", False)
+    assert torch.equal(plain_splits.test[1], test_labels)
+    torch.testing.assert_close(plain_splits.test[0][:50, 0] * plain_splits.std + plain_splits.mean,
+                               test_images[:50].float() / 255, atol=1e-5, rtol=0)
+
+
+@pytest.mark.needs_data
+def test_permuted_splits_scramble_every_set_the_same_way(plain_splits, permuted_splits):
+    perm = permuted_splits.permutation
+    assert isinstance(perm, RandomPermutation)
+    assert torch.equal(perm.permutation, RandomPermutation(784, seed=0).permutation)
+    assert permuted_splits.mean == plain_splits.mean and permuted_splits.std == plain_splits.std
+    for name in ("train", "val", "test"):
+        plain_x, plain_y = getattr(plain_splits, name)
+        perm_x, perm_y = getattr(permuted_splits, name)
+        assert torch.equal(perm_y, plain_y), name
+        assert torch.equal(perm_x[:20], perm(plain_x[:20])), name
+        assert torch.equal(perm.inverse(perm_x[-20:]), plain_x[-20:]), name
+
+
+# --------------------------------------------------------------------------- RandomPermutation
+
+
+def test_permutation_is_a_bijection():
+    perm = RandomPermutation(784, seed=0)
+    assert torch.equal(perm.permutation.sort().values, torch.arange(784))
+    assert not torch.equal(perm.permutation, torch.arange(784))
+
+
+def test_permutation_inverse_undoes_it():
+    perm = RandomPermutation(784, seed=3)
+    x = torch.randn(5, 1, 28, 28)
+    assert torch.equal(perm.inverse(perm(x)), x)
+    assert torch.equal(perm(perm.inverse(x)), x)
+    assert not torch.equal(perm(x), x)
+
+
+def test_permutation_is_seeded():
+    assert torch.equal(RandomPermutation(784, 7).permutation, RandomPermutation(784, 7).permutation)
+    assert not torch.equal(RandomPermutation(784, 7).permutation, RandomPermutation(784, 8).permutation)
+
+
+def test_one_instance_maps_pixels_identically_for_every_set():
+    """A known image (pixel value = its index) shows the mapping: output pixel j comes from input pixel perm[j]."""
+    perm = RandomPermutation(784, seed=0)
+    known = torch.arange(784.0).reshape(1, 28, 28)
+    assert torch.equal(perm(known).flatten(), perm.permutation.float())
+    for n in (1, 3, 8):  # "train", "val", "test" batches of different sizes, image i offset by 1000·i
+        batch = known.unsqueeze(0) + 1000.0 * torch.arange(n).reshape(n, 1, 1, 1)
+        out = perm(batch)
+        for i in range(n):
+            assert torch.equal(out[i].flatten() - 1000.0 * i, perm.permutation.float())
+
+
+def test_permutation_on_chw_and_nchw_shapes():
+    perm = RandomPermutation(784, seed=1)
+    batch = torch.randn(4, 1, 28, 28)
+    out = perm(batch)
+    assert out.shape == batch.shape
+    for i in range(4):
+        single = perm(batch[i])  # C×H×W
+        assert single.shape == (1, 28, 28)
+        assert torch.equal(single, out[i])
+        assert torch.equal(perm(batch[i, 0]), out[i, 0])  # H×W
+    assert torch.equal(out.flatten(1).sort(1).values, batch.flatten(1).sort(1).values)  # only moves pixels
+
+
+def test_permutation_works_on_non_contiguous_and_integer_tensors():
+    perm = RandomPermutation(784, seed=2)
+    x = torch.randint(0, 255, (2, 1, 28, 28), dtype=torch.uint8)
+    t = x.transpose(-1, -2)  # non-contiguous view
+    assert torch.equal(perm(t), perm(t.contiguous()))
+    assert perm(x).dtype == torch.uint8
+
+
+@pytest.mark.parametrize("shape", [(1, 32, 32), (1, 28, 27), (784,), (10,)])
+def test_permutation_wrong_size_names_expected_size(shape):
+    perm = RandomPermutation(784)
+    with pytest.raises(ValueError, match="784"):
+        perm(torch.zeros(shape))
+
+
+@pytest.mark.parametrize("img", [np.zeros((1, 28, 28)), [[0.0] * 28] * 28, None])
+def test_permutation_rejects_non_tensors(img):
+    with pytest.raises(TypeError, match="expects a tensor"):
+        RandomPermutation(784)(img)
+
+
+@pytest.mark.parametrize("n", [0, -5])
+def test_permutation_needs_positive_size(n):
+    with pytest.raises(ValueError, match="num_features"):
+        RandomPermutation(n)
+
+
+# --------------------------------------------------------------------------- TensorBatches
+
+
+@pytest.mark.parametrize("n, batch_size", [(10, 3), (12, 4), (5, 8), (1, 1)])
+def test_batches_cover_every_index_once_per_epoch(n, batch_size):
+    idx = torch.arange(n)
+    batches = TensorBatches((idx, idx * 10), batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
+    assert len(batches) == -(-n // batch_size)
+    orders = []
+    for _ in range(3):
+        got = list(batches)
+        assert len(got) == len(batches)
+        sizes = [len(b[0]) for b in got]
+        assert sizes[:-1] == [batch_size] * (len(got) - 1)
+        assert sizes[-1] == (n % batch_size or batch_size)  # the last partial batch is kept
+        order = torch.cat([b[0] for b in got])
+        assert sorted(order.tolist()) == list(range(n))
+        assert torch.equal(torch.cat([b[1] for b in got]), order * 10)  # tensors stay aligned
+        orders.append(order.tolist())
+    if n >= 10:
+        assert orders[0] != orders[1]  # reshuffled every epoch
+
+
+def test_batches_are_seeded():
+    x = torch.arange(50)
+    a = [b[0].tolist() for b in TensorBatches((x,), 7, True, torch.Generator().manual_seed(4))]
+    b = [b[0].tolist() for b in TensorBatches((x,), 7, True, torch.Generator().manual_seed(4))]
+    c = [b[0].tolist() for b in TensorBatches((x,), 7, True, torch.Generator().manual_seed(5))]
+    assert a == b and a != c
+
+
+@pytest.mark.parametrize("n, batch_size", [(10, 3), (64, 64), (100, 32), (7, 10)])
+def test_unshuffled_batches_agree_with_dataloader(n, batch_size):
+    x, y = torch.randn(n, 1, 4, 4), torch.randint(0, 10, (n,))
+    ours = list(TensorBatches((x, y), batch_size, shuffle=False))
+    theirs = list(DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False))
+    assert len(ours) == len(theirs) == len(TensorBatches((x, y), batch_size, shuffle=False))
+    for (xa, ya), (xb, yb) in zip(ours, theirs):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_batches_reject_bad_arguments():
+    with pytest.raises(ValueError, match="same first dimension"):
+        TensorBatches((torch.zeros(5), torch.zeros(4)), 2, shuffle=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        TensorBatches((torch.zeros(5),), 0, shuffle=False)
+
+
+# --------------------------------------------------------------------------- missing data, offline
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    attempts = []
+
+    def refuse(address, *args, **kwargs):
+        attempts.append(address)
+        raise OSError("network unreachable (test)")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts
+
+
+def test_missing_data_offline_is_a_quick_clear_error(tmp_path, monkeypatch, offline):
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("HW3_DATA_DIR", str(data))
+    started = time.perf_counter()
+    with pytest.raises(DataError) as info:
+        load_raw("FashionMNIST", True)
+    elapsed = time.perf_counter() - started
+    message = str(info.value)
+    assert str(data / "FashionMNIST" / "raw") in message
+    for name in IDX_FILES:
+        assert name in message
+    assert "cannot be reached" in message and "HW3_DATA_DIR" in message
+    assert offline, "the mirrors were not even tried"
+    assert elapsed < 10, "hang guard"
+    assert list(data.rglob("*")) == []  # nothing half-written left behind
+
+
+def test_partial_data_offline_names_the_missing_file_and_keeps_the_rest(tmp_path, monkeypatch, offline):
+    raw = write_idx_set(tmp_path / "data")
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    before = {p.name: p.read_bytes() for p in raw.iterdir()}
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte"):
+        load_raw("FashionMNIST", True)
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
+    assert sorted(p.name for p in (tmp_path / "data").rglob("*")) == sorted([*before, "FashionMNIST", "raw"])
+
+
+def test_present_data_needs_no_network(tmp_path, monkeypatch, offline):
+    raw = write_idx_set(tmp_path / "data")
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "data"))
+    assert hw3.data.download("FashionMNIST") == raw
+    load_raw("FashionMNIST", True)
+    assert offline == []
+
+
+def test_unknown_dataset_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        load_raw("CIFAR10", True)
+
+
+# --------------------------------------------------------------------------- IDX files
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An IDX file of unsigned bytes: magic 0x000008<ndim>, big-endian u4 dims, then the data."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
+    return header + array.tobytes()
+
+
+def write_idx_set(root: Path, n_train: int = 20, n_test: int = 10, seed: int = 0) -> Path:
+    """Four small valid FashionMNIST-layout IDX files under root/FashionMNIST/raw; returns that folder."""
+    rng = np.random.default_rng(seed)
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(idx_bytes(rng.integers(0, 256, (n, 28, 28))))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(idx_bytes(rng.integers(0, 10, n)))
+    return raw
+
+
+@pytest.fixture
+def synthetic(tmp_path, monkeypatch) -> Path:
+    raw = write_idx_set(tmp_path / "data")
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "data"))
+    return raw
+
+
+def test_synthetic_idx_files_load(synthetic):
+    images, labels = load_raw("FashionMNIST", True)
+    expected = np.frombuffer((synthetic / "train-images-idx3-ubyte").read_bytes()[16:], dtype=np.uint8)
+    assert images.shape == (20, 28, 28) and images.dtype == torch.uint8
+    assert np.array_equal(images.numpy().ravel(), expected)
+    assert labels.tolist() == list((synthetic / "train-labels-idx1-ubyte").read_bytes()[8:])
+    assert load_raw("FashionMNIST", False)[0].shape == (10, 28, 28)
+
+
+FILES_BY_SPLIT = [(f, f.startswith("train")) for f in IDX_FILES]
+
+
+@pytest.mark.parametrize("name, train", FILES_BY_SPLIT)
+def test_truncated_idx_is_a_data_error_naming_the_file(synthetic, name, train):
+    path = synthetic / name
+    path.write_bytes(path.read_bytes()[:-7])
+    with pytest.raises(DataError) as info:
+        load_raw("FashionMNIST", train)
+    assert str(path) in str(info.value)
+    assert "truncated" in str(info.value)
+
+
+@pytest.mark.parametrize("name, train", FILES_BY_SPLIT)
+def test_idx_with_extra_bytes_is_a_data_error(synthetic, name, train):
+    path = synthetic / name
+    path.write_bytes(path.read_bytes() + b"\x00" * 3)
+    with pytest.raises(DataError, match=name):
+        load_raw("FashionMNIST", train)
+
+
+def test_truncated_inside_header(synthetic):
+    path = synthetic / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:10])
+    with pytest.raises(DataError, match="truncated inside its header") as info:
+        load_raw("FashionMNIST", True)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"<!DOCTYPE html><html>404 Not Found</html>" * 50,  # an error page saved as data
+                                     b"\x1f\x8b\x08\x00" + b"\x00" * 100,  # still gzipped
+                                     b"\x00\x00\x0d\x03" + b"\x00" * 100,  # IDX of floats, not bytes
+                                     b"\x00\x00"])
+def test_bad_magic_is_a_data_error_naming_the_file(synthetic, content):
+    path = synthetic / "train-images-idx3-ubyte"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match="bad magic") as info:
+        load_raw("FashionMNIST", True)
+    assert str(path) in str(info.value)
+
+
+def test_image_and_label_counts_must_agree(tmp_path, monkeypatch):
+    raw = write_idx_set(tmp_path / "data")
+    (raw / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(19)))
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(DataError, match="20 images but 19 labels"):
+        load_raw("FashionMNIST", True)
+
+
+def test_fixing_the_file_after_an_error_works_without_restart(synthetic):
+    path = synthetic / "train-images-idx3-ubyte"
+    good = path.read_bytes()
+    path.write_bytes(good[:-1])
+    with pytest.raises(DataError):
+        load_raw("FashionMNIST", True)
+    path.write_bytes(good)
+    assert load_raw("FashionMNIST", True)[0].shape == (20, 28, 28)  # errors are not cached

@@ -1,0 +1,101 @@
+"""The networks: output shapes and the parameter counts the report quotes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from hw3.models import CNN, MLP, BonusCNN, MultiMNISTNet, count_parameters
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared with training jobs
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_mlp_output_shape(n):
+    model = MLP()
+    assert model(torch.randn(n, 1, 28, 28)).shape == (n, 10)
+    assert model(torch.randn(n, 784)).shape == (n, 10)  # it flattens
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_cnn_output_shape(n):
+    assert CNN()(torch.randn(n, 1, 28, 28)).shape == (n, 10)
+
+
+def test_cnn_feature_map_is_64x3x3():
+    assert CNN().features(torch.randn(2, 1, 28, 28)).shape == (2, 64, 3, 3)
+
+
+def test_cnn_last_layer_is_linear_576_to_10():
+    last = CNN().classifier
+    assert isinstance(last, nn.Linear)
+    assert (last.in_features, last.out_features) == (576, 10)
+    assert [m for m in CNN().modules() if isinstance(m, nn.Linear)] and \
+        sum(isinstance(m, nn.Linear) for m in CNN().modules()) == 1
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_multimnist_output_shapes(n):
+    left, right = MultiMNISTNet()(torch.randn(n, 1, 36, 36))
+    assert left.shape == (n, 10) and right.shape == (n, 10)
+
+
+def test_multimnist_heads_differ():
+    torch.manual_seed(0)
+    left, right = MultiMNISTNet()(torch.randn(3, 1, 36, 36))
+    assert not torch.equal(left, right)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"width": 8}, {"width": 8, "batchnorm": False}, {"width": 8, "dropout": 0.3}])
+def test_bonus_cnn_output_shape(kwargs):
+    model = BonusCNN(**kwargs)
+    assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+    model.eval()
+    assert model(torch.randn(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_bonus_cnn_variants():
+    """batchnorm=True: a BatchNorm after every conv (whose bias it makes redundant); batchnorm=False: none."""
+    plain = BonusCNN(width=8, batchnorm=False)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+    assert all(m.bias is not None for m in plain.modules() if isinstance(m, nn.Conv2d))
+    bn = BonusCNN(width=8)
+    convs = [m for m in bn.modules() if isinstance(m, nn.Conv2d)]
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in bn.modules()) == len(convs) > 0
+    assert all(m.bias is None for m in convs)
+    assert count_parameters(BonusCNN(width=16)) > count_parameters(BonusCNN(width=8))
+
+
+def test_bonus_cnn_dropout_is_off_in_eval_mode():
+    torch.manual_seed(0)
+    model = BonusCNN(width=4, dropout=0.5).eval()
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.equal(model(x), model(x))
+
+
+@pytest.mark.parametrize("model, expected", [(MLP, 89_610), (CNN, 29_066), (MultiMNISTNet, 42_350)])
+def test_parameter_counts(model, expected):
+    assert count_parameters(model()) == expected
+
+
+def test_count_parameters_skips_frozen():
+    model = MLP()
+    for p in model.net[1].parameters():
+        p.requires_grad_(False)
+    assert count_parameters(model) == 89_610 - (784 * 100 + 100)
+
+
+def test_models_are_seeded_by_the_caller():
+    torch.manual_seed(3)
+    a = CNN()
+    torch.manual_seed(3)
+    b = CNN()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
