@@ -42,31 +42,43 @@ def side_by_side(originals: np.ndarray, permuted: np.ndarray, n: int = 6) -> Fig
     return fig
 
 
-def learning_curves(runs: Mapping[str, dict], title: str, smooth: int = 100, loss_ylim: tuple[float, float] | None = (0.0, 1.5)) -> Figure:
-    """Four panels for one model: training loss per step, train/val loss per epoch, val accuracy per epoch.
+def learning_curves(runs: Mapping[str, dict], title: str, smooth: int = 100, loss_ylim: tuple[float, float] = (0.0, 1.2),
+                    acc_ylim: tuple[float, float] = (75.0, 95.0)) -> Figure:
+    """One model, several optimisers: loss against steps (top), loss and accuracy against epochs (bottom).
 
-    `runs` maps a label (the optimiser) to a cached result. Losses far above `loss_ylim` (a
-    diverged run) are clipped to the panel, and the text says what they were.
+    Top: the training loss of every step (a `smooth`-step moving average) and the validation loss
+    at the end of each epoch (dots). Bottom: train (dashed) and validation (solid) per epoch.
+    `runs` maps a label (the optimiser) to a cached result. A run whose curves fall outside the
+    axes (a diverged one) is named in its panel with its final values.
     """
-    fig, (ax_step, ax_loss, ax_acc) = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig = plt.figure(figsize=(11, 7.2))
+    grid = fig.add_gridspec(2, 2, height_ratios=(1, 1))
+    ax_step = fig.add_subplot(grid[0, :])
+    ax_loss, ax_acc = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    off_scale = []
     for i, (label, result) in enumerate(runs.items()):
         color = f"C{i}"
         hist = result["history"]
         steps = np.asarray(hist["step_loss"], dtype=float)
+        val_loss = np.asarray(hist["epochs"]["val"]["loss"])
+        epochs = np.arange(1, len(val_loss) + 1)
+        steps_per_epoch = len(steps) // len(epochs)
         smoothed = _smooth(steps, smooth)
-        ax_step.plot(np.arange(len(smoothed)) + smooth, smoothed, color=color, lw=1, label=label)
-        epochs = np.arange(1, len(hist["epochs"]["val"]["loss"]) + 1)
+        ax_step.plot(np.arange(len(smoothed)) + smooth, smoothed, color=color, lw=1, label=f"{label}: train")
+        ax_step.plot(epochs * steps_per_epoch, val_loss, color=color, ls="none", marker="o", ms=4, label=f"{label}: val")
         ax_loss.plot(epochs, hist["epochs"]["train"]["loss"], color=color, ls="--", lw=1)
-        ax_loss.plot(epochs, hist["epochs"]["val"]["loss"], color=color, lw=1.5, marker=".", label=label)
+        ax_loss.plot(epochs, val_loss, color=color, lw=1.5, marker=".", label=label)
+        ax_acc.plot(epochs, 100 * np.asarray(hist["epochs"]["train"]["acc"]), color=color, ls="--", lw=1)
         ax_acc.plot(epochs, 100 * np.asarray(hist["epochs"]["val"]["acc"]), color=color, lw=1.5, marker=".", label=label)
-    ax_step.set(xlabel="step (mini-batch of 64)", ylabel="training loss", title=f"training loss, {smooth}-step moving average")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss per epoch (dashed: train, solid: val)")
-    ax_acc.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy")
-    if loss_ylim is not None:
-        ax_step.set_ylim(*loss_ylim)
-        ax_loss.set_ylim(*loss_ylim)
-    ax_acc.set_ylim(0, 100)
-    ax_step.legend(fontsize=8)
+        if np.nanmin(val_loss) > loss_ylim[1]:
+            off_scale.append(f"{label}: val loss {val_loss[-1]:.2f}, val acc {100 * hist['epochs']['val']['acc'][-1]:.1f}% (off scale)")
+    ax_step.set(xlabel="step (mini-batch)", ylabel="cross-entropy", ylim=loss_ylim,
+                title=f"loss against steps: training ({smooth}-step moving average) and validation (dots, end of each epoch)")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", ylim=loss_ylim, title="loss per epoch (dashed: train, solid: val)")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", ylim=acc_ylim, title="accuracy per epoch (dashed: train, solid: val)")
+    ax_step.legend(fontsize=7, ncol=len(runs), loc="upper right")
+    if off_scale:
+        ax_acc.text(0.02, 0.03, "\n".join(off_scale), transform=ax_acc.transAxes, fontsize=7, va="bottom")
     for ax in (ax_step, ax_loss, ax_acc):
         ax.grid(alpha=0.3)
     fig.suptitle(title)

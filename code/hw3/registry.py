@@ -13,12 +13,12 @@ def all_experiments() -> list[tuple[Experiment, Any]]:
     runs += [(experiments.run_fashion, c) for c in experiments.FASHION + experiments.PERMUTED]
     runs += [(bonus.run_bonus, c) for c in bonus.ABLATION]  # the longest runs, so they start first
     runs += [(multimnist.run_multimnist, c) for c in multimnist.SWEEP]
-    runs += [(bonus.run_bonus_final, bonus.FINAL)]
+    runs += [(bonus.run_bonus_final, bonus.FINAL), (multimnist.run_multimnist_analysis, multimnist.ANALYSIS)]
     return runs
 
 
 # Experiments that read other experiments' cached results: run after everything else.
-DEPENDENT = frozenset({bonus.FINAL.name})
+DEPENDENT = frozenset({bonus.FINAL.name, multimnist.ANALYSIS.name})
 
 
 def by_name() -> dict[str, tuple[Experiment, Any]]:

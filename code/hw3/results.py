@@ -208,3 +208,19 @@ def adam_lr1_gap(from_epoch: int = 1) -> float:
     """
     mlp, cnn = (np.asarray(fashion(m, 3)["history"]["epochs"]["val"]["loss"]) for m in ("mlp", "cnn"))
     return float(np.max(np.abs(mlp - cnn)[from_epoch - 1:]))
+
+
+def multimnist_analysis() -> dict:
+    from . import multimnist
+
+    return load(multimnist.ANALYSIS)
+
+
+def worst_classes(per_class_acc: dict[str, list[float]], k: int = 3) -> dict[str, str]:
+    """For each head, its k worst digits as prose: '9 (94.7%), 5 (96.4%) and 7 (96.8%)'."""
+    out = {}
+    for head, accs in per_class_acc.items():
+        order = np.argsort(accs)[:k]
+        items = [f"{d} ({pct(accs[d])})" for d in order]
+        out[head] = ", ".join(items[:-1]) + f" and {items[-1]}"
+    return out
