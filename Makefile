@@ -23,7 +23,7 @@ venv: $(STAMP)  ## create or update .venv with the pinned dependencies
 
 report: $(STAMP)  ## render the report from cache/ (quarto if installed, else the Quarto-free path)
 	@if command -v quarto >/dev/null 2>&1; then \
-		quarto render report.qmd; \
+		QUARTO_PYTHON=$(abspath $(PY)) quarto render report.qmd; \
 	else \
 		$(PY) -m hw3.render; \
 	fi

@@ -71,6 +71,10 @@ class Augmentation:
     erasing: float = 0.0
     fill: float = 0.0
 
+    @property
+    def active(self) -> bool:
+        return bool(self.crop_padding or self.hflip or self.erasing)
+
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         if self.crop_padding:
             x = random_crop(x, self.crop_padding, gen, self.fill)

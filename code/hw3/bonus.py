@@ -76,7 +76,7 @@ def run_bonus(config: BonusConfig) -> dict:
     optimizer, scheduler = _optimizer(config, model, -(-len(train_set[0]) // config.batch_size))
     history = train.fit(model, optimizer, train_set, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
                         evals={"val": val}, label_smoothing=config.label_smoothing,
-                        augment=augment if augment != Augmentation(fill=fill) else None, scheduler=scheduler,
+                        augment=augment if augment.active else None, scheduler=scheduler,
                         progress=current_progress())
     return {
         "config": asdict(config),

@@ -190,7 +190,7 @@ def run_multimnist_analysis(config: AnalysisConfig) -> dict:
     x = data.to_float(canvases).sub_(result["normalization"]["mean"]).div_(result["normalization"]["std"])
     model = train.load_state_dict_numpy(models.MultiMNISTNet(), result["state_dict"]).eval()
     with torch.inference_mode():
-        logits = [torch.cat(parts) for parts in zip(*(model(xb) for xb in x.split(2048)))]
+        logits = [torch.cat(parts) for parts in zip(*(model(xb) for xb in x.split(train.eval_batch_size(x.device))))]
     per_class = {}
     for head, z, y in (("left", logits[0], y_left), ("right", logits[1], y_right)):
         right_pred = (z.argmax(1) == y).float()

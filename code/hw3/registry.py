@@ -21,6 +21,16 @@ def all_experiments() -> list[tuple[Experiment, Any]]:
 DEPENDENT = frozenset({bonus.FINAL.name, multimnist.ANALYSIS.name})
 
 
+# Rough single-thread seconds per epoch on a current x86 core, only to schedule the longest runs first.
+_EPOCH_COST = {"mlp": 1.0, "cnn": 11.0, "MultiMNISTConfig": 9.0, "BonusConfig": 28.0}
+
+
+def expected_cost(name: str) -> float:
+    _, config = lookup(name)
+    kind = getattr(config, "model", type(config).__name__)
+    return _EPOCH_COST.get(kind, 0.0) * getattr(config, "epochs", 0)
+
+
 def by_name() -> dict[str, tuple[Experiment, Any]]:
     return {config.name: (func, config) for func, config in all_experiments()}
 

@@ -224,3 +224,9 @@ def worst_classes(per_class_acc: dict[str, list[float]], k: int = 3) -> dict[str
         items = [f"{d} ({pct(accs[d])})" for d in order]
         out[head] = ", ".join(items[:-1]) + f" and {items[-1]}"
     return out
+
+
+def join_names(names) -> str:
+    """['a', 'b', 'c'] → 'a, b and c' (for prose)."""
+    names = [n.lower() if n[0].isupper() and not n.isupper() else n for n in names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"

@@ -62,8 +62,10 @@ def run_missing(names: list[str], jobs: int | None = None, device: str | None = 
     started = time.perf_counter()
     times: dict[str, float] = {}
     overall = tqdm(total=len(todo), desc="experiments", position=0, unit="exp")
-    # Two stages: experiments that read other cached results wait until those exist.
-    for stage in ([n for n in todo if n not in registry.DEPENDENT], [n for n in todo if n in registry.DEPENDENT]):
+    # Two stages: experiments that read other cached results wait until those exist. Within a
+    # stage, the longest runs go first so that no worker is left alone with a long one at the end.
+    by_cost = sorted(todo, key=registry.expected_cost, reverse=True)
+    for stage in ([n for n in by_cost if n not in registry.DEPENDENT], [n for n in by_cost if n in registry.DEPENDENT]):
         calls = (delayed(_run_one)(n, device, threads, 1 + i % jobs) for i, n in enumerate(stage))
         with parallel_config(backend="loky", inner_max_num_threads=threads):
             for name, seconds in Parallel(n_jobs=min(jobs, max(1, len(stage))), return_as="generator_unordered")(calls):

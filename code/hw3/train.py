@@ -99,10 +99,17 @@ class _Tally:
         return out
 
 
+def eval_batch_size(device: torch.device) -> int:
+    """Evaluation batch size. On CPU, 256 measured about 2.5× faster than 2048 (the activations of a
+    small batch stay in cache; `python -m hw3.bench` prints the figures); GPUs want large batches."""
+    return 4096 if device.type == "cuda" else 256
+
+
 @torch.inference_mode()
-def evaluate(model: nn.Module, data: Tensors, heads: tuple[str, ...] = ("label",), batch_size: int = 2048,
+def evaluate(model: nn.Module, data: Tensors, heads: tuple[str, ...] = ("label",), batch_size: int | None = None,
              tta_flip: bool = False) -> dict[str, float]:
-    """Loss (unsmoothed cross-entropy) and accuracy of `model` on `data`, in eval mode, in large batches."""
+    """Loss (unsmoothed cross-entropy) and accuracy of `model` on `data`, in eval mode, without gradients."""
+    batch_size = batch_size or eval_batch_size(data[0].device)
     was_training = model.training
     model.eval()
     cl = _channels_last(model)
@@ -119,8 +126,9 @@ def evaluate(model: nn.Module, data: Tensors, heads: tuple[str, ...] = ("label",
 
 
 @torch.inference_mode()
-def predictions(model: nn.Module, x: torch.Tensor, batch_size: int = 2048, tta_flip: bool = False) -> np.ndarray:
+def predictions(model: nn.Module, x: torch.Tensor, batch_size: int | None = None, tta_flip: bool = False) -> np.ndarray:
     """Predicted class of each image (single-head models), as a numpy array."""
+    batch_size = batch_size or eval_batch_size(x.device)
     was_training = model.training
     model.eval()
     cl = _channels_last(model)
