@@ -13,6 +13,7 @@ def all_experiments() -> list[tuple[Experiment, Any]]:
     runs += [(experiments.run_fashion, c) for c in experiments.FASHION + experiments.PERMUTED]
     runs += [(bonus.run_bonus, c) for c in bonus.ABLATION]  # the longest runs, so they start first
     runs += [(multimnist.run_multimnist, c) for c in multimnist.SWEEP]
+    runs += [(multimnist.run_single_task, c) for c in multimnist.SINGLE_TASK]
     runs += [(bonus.run_bonus_final, bonus.FINAL), (multimnist.run_multimnist_analysis, multimnist.ANALYSIS)]
     return runs
 
@@ -22,7 +23,7 @@ DEPENDENT = frozenset({bonus.FINAL.name, multimnist.ANALYSIS.name})
 
 
 # Rough single-thread seconds per epoch on a current x86 core, only to schedule the longest runs first.
-_EPOCH_COST = {"mlp": 1.0, "cnn": 11.0, "MultiMNISTConfig": 9.0, "BonusConfig": 28.0}
+_EPOCH_COST = {"mlp": 1.0, "cnn": 11.0, "MultiMNISTConfig": 9.0, "SingleTaskConfig": 8.0, "BonusConfig": 28.0}
 
 
 def expected_cost(name: str) -> float:

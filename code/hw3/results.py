@@ -230,3 +230,23 @@ def join_names(names) -> str:
     """['a', 'b', 'c'] → 'a, b and c' (for prose)."""
     names = [n.lower() if n[0].isupper() and not n.isupper() else n for n in names]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def single_task_runs() -> dict[str, dict]:
+    """The one-digit baselines, keyed by task ('left', 'right')."""
+    from . import multimnist
+
+    return {c.task: load(c) for c in multimnist.SINGLE_TASK}
+
+
+def sharing_table(multi: dict, single: dict[str, dict]) -> str:
+    """Markdown: each digit's accuracy from two single-task networks against the shared two-head one."""
+    rows = []
+    for task, r in single.items():
+        rows.append({"digit": task, "single-task val": pct(r["final"]["val"]["acc"], 2), "shared val": pct(multi["final"]["val"][f"acc_{task}"], 2),
+                     "single-task test": pct(r["final"]["test"]["acc"], 2), "shared test": pct(multi["final"]["test"][f"acc_{task}"], 2)})
+    params_single = sum(r["meta"]["num_parameters"] for r in single.values())
+    time_single = sum(r["meta"]["wall_time_s"] for r in single.values())
+    rows.append({"digit": "cost", "single-task val": f"{params_single:,} parameters", "shared val": f"{multi['meta']['num_parameters']:,} parameters",
+                 "single-task test": f"{time_single:.0f} s training", "shared test": f"{multi['meta']['wall_time_s']:.0f} s training"})
+    return pd.DataFrame(rows).to_markdown(index=False)
