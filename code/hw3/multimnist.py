@@ -103,6 +103,19 @@ def as_tensor_dataset(split: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) ->
     return torch.utils.data.TensorDataset(data.to_float(images), left, right)
 
 
+def prepared(pair_seed: int, device: torch.device) -> tuple[dict[str, tuple[torch.Tensor, ...]], dict[str, float]]:
+    """(x, left, right) per split on `device`, x as floats normalised with the training canvases' statistics."""
+    splits = multimnist_splits(pair_seed)
+    pixels = data.to_float(splits.train[0])
+    norm = {"mean": pixels.mean().item(), "std": pixels.std().item()}
+
+    def ready(split):
+        x = data.to_float(split[0]).sub_(norm["mean"]).div_(norm["std"])
+        return tuple(t.to(device) for t in (x, split[1], split[2]))
+
+    return {"train": ready(splits.train), "val": ready(splits.val), "test": ready(splits.test)}, norm
+
+
 @dataclass(frozen=True)
 class MultiMNISTConfig:
     """One Part 3 run: the shared-encoder, two-head net trained on the mean of the two cross-entropies."""
@@ -122,29 +135,21 @@ class MultiMNISTConfig:
 @experiment
 def run_multimnist(config: MultiMNISTConfig) -> dict:
     """Train the two-head net; record per-task curves (train, val) and final val/test metrics."""
-    started = time.perf_counter()
-    device = train.pick_device(current_device())
-    splits = multimnist_splits(config.pair_seed)
-    pixels = data.to_float(splits.train[0])
-    mean, std = pixels.mean().item(), pixels.std().item()
-
-    def ready(split):
-        x = data.to_float(split[0]).sub_(mean).div_(std)
-        return tuple(t.to(device) for t in (x, split[1], split[2]))
-
-    torch.manual_seed(config.seed)
-    model = models.MultiMNISTNet().to(device)
     if config.optimizer != "adam":
         raise ValueError(f"only 'adam' is implemented for MultiMNIST, got {config.optimizer!r}")
+    started = time.perf_counter()
+    device = train.pick_device(current_device())
+    sets, norm = prepared(config.pair_seed, device)
+    torch.manual_seed(config.seed)
+    model = models.MultiMNISTNet().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    val, test = ready(splits.val), ready(splits.test)
-    history = train.fit(model, optimizer, ready(splits.train), epochs=config.epochs, batch_size=config.batch_size,
-                        seed=config.seed, evals={"val": val}, heads=HEADS, progress=current_progress())
+    history = train.fit(model, optimizer, sets["train"], epochs=config.epochs, batch_size=config.batch_size,
+                        seed=config.seed, evals={"val": sets["val"]}, heads=HEADS, progress=current_progress())
     return {
         "config": asdict(config),
         "history": history.as_dict(),
-        "final": {"val": train.evaluate(model, val, HEADS), "test": train.evaluate(model, test, HEADS)},
-        "normalization": {"mean": mean, "std": std},
+        "final": {split: train.evaluate(model, sets[split], HEADS) for split in ("val", "test")},
+        "normalization": norm,
         "state_dict": train.state_dict_numpy(model),
         "meta": train.run_metadata(device, started, models.count_parameters(model)),
     }
@@ -186,8 +191,7 @@ def run_multimnist_analysis(config: AnalysisConfig) -> dict:
     left_ink, right_ink = left > config.ink_threshold, right > config.ink_threshold
     both = (left_ink & right_ink).sum((1, 2)).float()
     square = slice(OFFSET, DIGIT)
-    canvases, y_left, y_right = multimnist_splits(config.sweep[0].pair_seed).test
-    x = data.to_float(canvases).sub_(result["normalization"]["mean"]).div_(result["normalization"]["std"])
+    x, y_left, y_right = prepared(config.sweep[0].pair_seed, torch.device("cpu"))[0]["test"]
     model = train.load_state_dict_numpy(models.MultiMNISTNet(), result["state_dict"]).eval()
     with torch.inference_mode():
         logits = [torch.cat(parts) for parts in zip(*(model(xb) for xb in x.split(train.eval_batch_size(x.device))))]
@@ -244,24 +248,17 @@ def run_single_task(config: SingleTaskConfig) -> dict:
         raise ValueError(f"task must be one of {HEADS}, got {config.task!r}")
     started = time.perf_counter()
     device = train.pick_device(current_device())
-    splits = multimnist_splits(config.pair_seed)
-    column = 1 + HEADS.index(config.task)
-    pixels = data.to_float(splits.train[0])
-    mean, std = pixels.mean().item(), pixels.std().item()
-
-    def ready(split):
-        return data.to_float(split[0]).sub_(mean).div_(std).to(device), split[column].to(device)
-
+    column = 1 + HEADS.index(config.task)  # (x, left, right): keep x and this task's labels
+    sets = {split: (t[0], t[column]) for split, t in prepared(config.pair_seed, device)[0].items()}
     torch.manual_seed(config.seed)
     model = _OneHead(config.task).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    val, test = ready(splits.val), ready(splits.test)
-    history = train.fit(model, optimizer, ready(splits.train), epochs=config.epochs, batch_size=config.batch_size,
-                        seed=config.seed, evals={"val": val}, progress=current_progress())
+    history = train.fit(model, optimizer, sets["train"], epochs=config.epochs, batch_size=config.batch_size,
+                        seed=config.seed, evals={"val": sets["val"]}, progress=current_progress())
     return {
         "config": asdict(config),
         "history": history.as_dict(),
-        "final": {"val": train.evaluate(model, val), "test": train.evaluate(model, test)},
+        "final": {split: train.evaluate(model, sets[split]) for split in ("val", "test")},
         "meta": train.run_metadata(device, started, models.count_parameters(model)),
     }
 

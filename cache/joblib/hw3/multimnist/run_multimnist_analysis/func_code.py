@@ -1,4 +1,4 @@
-# first line: 175
+# first line: 180
 @experiment
 def run_multimnist_analysis(config: AnalysisConfig) -> dict:
     """Per-class test accuracy of each head for the run chosen on validation, and how the two digits' ink overlaps."""
@@ -13,8 +13,7 @@ def run_multimnist_analysis(config: AnalysisConfig) -> dict:
     left_ink, right_ink = left > config.ink_threshold, right > config.ink_threshold
     both = (left_ink & right_ink).sum((1, 2)).float()
     square = slice(OFFSET, DIGIT)
-    canvases, y_left, y_right = multimnist_splits(config.sweep[0].pair_seed).test
-    x = data.to_float(canvases).sub_(result["normalization"]["mean"]).div_(result["normalization"]["std"])
+    x, y_left, y_right = prepared(config.sweep[0].pair_seed, torch.device("cpu"))[0]["test"]
     model = train.load_state_dict_numpy(models.MultiMNISTNet(), result["state_dict"]).eval()
     with torch.inference_mode():
         logits = [torch.cat(parts) for parts in zip(*(model(xb) for xb in x.split(train.eval_batch_size(x.device))))]
