@@ -7,6 +7,7 @@ HW3_CACHE_ONLY=1 a missing result is a CacheMissError naming it); nothing trains
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -79,11 +80,21 @@ def format_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+_NUMBER = re.compile(r"^[-+]?[\d,]*\.?\d+(e[-+]?\d+)?%?$")
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A pipe table of already formatted cells, kept as written (no re-parsing of '0.100' into '0.1'),
+    with numeric columns right-aligned."""
+    align = ["right" if all(_NUMBER.match(str(v)) for v in df[c]) else "left" for c in df.columns]
+    return df.to_markdown(index=False, disable_numparse=True, colalign=align)
+
+
 def markdown(df: pd.DataFrame):
     """Display a table as Markdown: Quarto and the Quarto-free renderer both turn it into a real table."""
     from IPython.display import Markdown
 
-    return Markdown(format_table(df).to_markdown(index=False))
+    return Markdown(markdown_table(format_table(df)))
 
 
 def load_gallery() -> dict:
@@ -111,7 +122,7 @@ def best_epoch(result: dict, metric: str = "loss") -> int:
 def parameter_table(sizes: dict[str, int]) -> str:
     """Markdown table of parameter counts."""
     df = pd.DataFrame({"model": list(sizes), "parameters": [f"{n:,}" for n in sizes.values()]})
-    return df.to_markdown(index=False)
+    return markdown_table(df)
 
 
 def provenance_table() -> str:
@@ -121,7 +132,7 @@ def provenance_table() -> str:
         meta = func(config).get("meta", {})
         rows.append({"experiment": name, "time (s)": f"{meta['wall_time_s']:.0f}" if "wall_time_s" in meta else "-",
                      "device": meta.get("device", "-"), "threads": meta.get("threads", "-"), "torch": meta.get("torch", "-")})
-    return pd.DataFrame(rows).to_markdown(index=False)
+    return markdown_table(pd.DataFrame(rows))
 
 
 def multimnist_sweep() -> dict[str, dict]:
@@ -139,7 +150,7 @@ def multimnist_table(sweep: dict[str, dict]) -> str:
         rows.append({"run": name, "lr": f"{r['config']['lr']:g}", "val acc left": pct(v["acc_left"], 2),
                      "val acc right": pct(v["acc_right"], 2), "val both right": pct(v["acc_all"], 2),
                      "val loss": num(v["loss"]), "time (s)": f"{r['meta']['wall_time_s']:.0f}"})
-    return pd.DataFrame(rows).to_markdown(index=False)
+    return markdown_table(pd.DataFrame(rows))
 
 
 def multimnist_final_table(result: dict) -> str:
@@ -149,7 +160,7 @@ def multimnist_final_table(result: dict) -> str:
     for split, m in (("train (last epoch)", last), ("validation", result["final"]["val"]), ("test", result["final"]["test"])):
         rows.append({"split": split, "loss left": num(m["loss_left"]), "acc left": pct(m["acc_left"], 2),
                      "loss right": num(m["loss_right"]), "acc right": pct(m["acc_right"], 2), "both right": pct(m["acc_all"], 2)})
-    return pd.DataFrame(rows).to_markdown(index=False)
+    return markdown_table(pd.DataFrame(rows))
 
 
 def bonus_ablation() -> dict[str, dict]:
@@ -173,7 +184,7 @@ def bonus_table(ablation: dict[str, dict], baseline: dict) -> str:
         rows.append({"step": name, "val acc": pct(r["final"]["val"]["acc"], 2), "+ flip TTA": pct(r["final"]["val_tta"]["acc"], 2),
                      "epochs": r["config"]["epochs"], "params": f"{r['meta']['num_parameters']:,}",
                      "time (s)": f"{r['meta']['wall_time_s']:.0f}"})
-    return pd.DataFrame(rows).to_markdown(index=False)
+    return markdown_table(pd.DataFrame(rows))
 
 
 def bonus_verdict(test_acc: float, target: float = 0.935, stretch: float = 0.945) -> str:
@@ -249,4 +260,4 @@ def sharing_table(multi: dict, single: dict[str, dict]) -> str:
     time_single = sum(r["meta"]["wall_time_s"] for r in single.values())
     rows.append({"digit": "cost", "single-task val": f"{params_single:,} parameters", "shared val": f"{multi['meta']['num_parameters']:,} parameters",
                  "single-task test": f"{time_single:.0f} s training", "shared test": f"{multi['meta']['wall_time_s']:.0f} s training"})
-    return pd.DataFrame(rows).to_markdown(index=False)
+    return markdown_table(pd.DataFrame(rows))
