@@ -69,6 +69,26 @@ def test_report_inline_expressions_evaluated(executed_report):
     assert left == []
 
 
+@pytest.mark.committed_cache
+def test_every_labelled_figure_and_table_is_shown(executed_report):
+    """A `fig-` chunk must output an image and a `tbl-` chunk a table: a chunk whose last line is an
+    assignment shows nothing, and no error would say so."""
+    checked = 0
+    for cell in executed_report.cells:
+        if cell.cell_type != "code":
+            continue
+        options, _ = render.split_options(cell.source)
+        label = str(options.get("label", ""))
+        mimes = {m for o in cell.get("outputs", []) for m in o.get("data", {})}
+        if label.startswith("fig-"):
+            assert "image/png" in mimes, f"{label} shows no figure (outputs: {sorted(mimes)})"
+            checked += 1
+        elif label.startswith("tbl-"):
+            assert mimes & {"text/markdown", "text/html"}, f"{label} shows no table (outputs: {sorted(mimes)})"
+            checked += 1
+    assert checked >= 10
+
+
 # --------------------------------------------------------------------------------------------
 # The renderer's machinery on a synthetic document
 # --------------------------------------------------------------------------------------------
