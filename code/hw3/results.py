@@ -261,3 +261,12 @@ def sharing_table(multi: dict, single: dict[str, dict]) -> str:
     rows.append({"digit": "cost", "single-task val": f"{params_single:,} parameters", "shared val": f"{multi['meta']['num_parameters']:,} parameters",
                  "single-task test": f"{time_single:.0f} s training", "shared test": f"{multi['meta']['wall_time_s']:.0f} s training"})
     return markdown_table(pd.DataFrame(rows))
+
+
+def cnn_wins() -> str:
+    """'k/3': for how many of the three non-diverged optimisers the CNN beats the MLP on both val and test accuracy."""
+    wins = 0
+    for i in range(3):
+        mlp, cnn = fashion("mlp", i)["final"], fashion("cnn", i)["final"]
+        wins += all(cnn[s]["acc"] > mlp[s]["acc"] for s in ("val", "test"))
+    return f"{wins}/3"
