@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 
 from . import registry
 from .cache import CacheMissError
@@ -50,9 +48,9 @@ def cmd_results(args) -> int:
         return 0
     print(f"{'experiment':34} {'status':8} {'val acc':>8} {'test acc':>8} {'test loss':>10} {'wall s':>8}  device")
     for r in rows:
-        def fmt(key: str, spec: str) -> str:
+        def fmt(key: str, spec: str, row: dict = r) -> str:
             width = int(spec.split(".")[0])
-            return format(r[key], spec) if r.get(key) is not None else "-".rjust(width)
+            return format(row[key], spec) if row.get(key) is not None else "-".rjust(width)
 
         print(f"{r['name']:34} {r['status'][:8]:8} {fmt('val_acc', '8.2%')} {fmt('test_acc', '8.2%')} "
               f"{fmt('test_loss', '10.4f')} {fmt('wall_time_s', '8.0f')}  {r.get('device') or '-'}")

@@ -48,9 +48,14 @@ def _run_one(name: str, device: str | None, threads: int, position: int) -> tupl
     return name, time.perf_counter() - started
 
 
+def _status(name: str) -> str:
+    func, config = registry.lookup(name)
+    return func.status(config)
+
+
 def run_missing(names: list[str], jobs: int | None = None, device: str | None = None) -> int:
     """Run every experiment of `names` that is not cached; print wall times at the end."""
-    todo = [n for n in names if registry.lookup(n)[0].status(registry.lookup(n)[1]) != "cached"]
+    todo = [n for n in names if _status(n) != "cached"]
     if not todo:
         print(f"All {len(names)} experiments are cached; nothing to compute.")
         return 0
