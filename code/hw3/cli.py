@@ -1,25 +1,28 @@
-"""`python -m hw3 ...`: list, run and summarise the cached experiments, and fetch the datasets.
+"""`python -m hw3 ...`: list, run and summarise the cached experiments, tidy the cache, fetch the datasets.
 
-    python -m hw3 results [--json]     table of every experiment and its headline metrics
-    python -m hw3 run [NAME ...]       compute what is missing (all by default), in parallel
-    python -m hw3 download             fetch FashionMNIST and MNIST with torchvision (needs internet)
+    python -m hw3 results [--json]          every experiment: status (and why), headline metrics
+    python -m hw3 run [NAME ...] [--force]  compute what is stale or missing (all by default), in dependency order
+                      [--scheduler ADDR]    ... on a Dask distributed cluster instead of local processes
+    python -m hw3 gc [--delete]             list (or remove) cache entries no experiment uses
+    python -m hw3 download                  fetch FashionMNIST and MNIST with torchvision (needs internet)
+
+Exit status: 0 on success, 2 on a usage or data error (unknown name, missing dataset, stale cache).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 
 from . import registry
-from .cache import CacheMissError
 from .data import DataError
+from .store import CacheMissError, garbage
 
 
 def _headline(result: dict) -> dict:
     final = result.get("final", {})
-    if "test" in result:  # bonus-final: the one test evaluation, beside the validation score it was chosen on
-        final = {"val": {"acc": result.get("val_acc"), "loss": None}, "test": result["test"]}
     row = {}
     for split in ("val", "test"):
         metrics = final.get(split, {})
@@ -27,36 +30,46 @@ def _headline(result: dict) -> dict:
         if key in metrics:
             row[f"{split}_acc"] = metrics[key]
             row[f"{split}_loss"] = metrics["loss"]
-    meta = result.get("meta", {})
-    row.update(wall_time_s=meta.get("wall_time_s"), device=meta.get("device_type"))
+    if isinstance(result.get("test"), list):  # bonus-final: the test evaluation of each seed of the chosen step
+        row["test_acc"] = sum(t["acc"] for t in result["test"]) / len(result["test"])
+    row["wall_time_s"] = result.get("meta", {}).get("wall_time_s")
     return row
 
 
-def cmd_results(args) -> int:
+def status_rows() -> list[dict]:
     rows = []
-    for name, (func, config) in registry.by_name().items():
-        row = {"name": name, "status": func.status(config)}
-        if row["status"] == "cached":
+    for name, (exp, config) in registry.by_name().items():
+        st = exp.status(config)
+        row = {"name": name, "status": st.state, "reasons": st.reasons, "notes": st.notes}
+        if st.state == "cached":
             try:
-                row.update(_headline(func.load_cached(config)))
+                row.update(_headline(exp.load_entry(config)))
             except CacheMissError as exc:
-                row["status"] = f"unreadable: {exc}"
+                row.update(status="unreadable", reasons=[str(exc)])
         rows.append(row)
+    return rows
+
+
+def cmd_results(args) -> int:
+    rows = status_rows()
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
         return 0
-    print(f"{'experiment':34} {'status':8} {'val acc':>8} {'test acc':>8} {'test loss':>10} {'wall s':>8}  device")
+    print(f"{'experiment':60} {'status':8} {'val acc':>8} {'test acc':>8} {'wall s':>7}")
     for r in rows:
         def fmt(key: str, spec: str, row: dict = r) -> str:
-            width = int(spec.split(".")[0])
-            return format(row[key], spec) if row.get(key) is not None else "-".rjust(width)
+            return format(row[key], spec) if row.get(key) is not None else "-".rjust(int(spec.split(".")[0]))
 
-        print(f"{r['name']:34} {r['status'][:8]:8} {fmt('val_acc', '8.2%')} {fmt('test_acc', '8.2%')} "
-              f"{fmt('test_loss', '10.4f')} {fmt('wall_time_s', '8.0f')}  {r.get('device') or '-'}")
-    missing = [r["name"] for r in rows if r["status"] != "cached"]
-    if missing:
-        print(f"\n{len(missing)} not cached: run `make results` (or `python -m hw3 run NAME`).")
+        print(f"{r['name']:60} {r['status']:8} {fmt('val_acc', '8.2%')} {fmt('test_acc', '8.2%')} {fmt('wall_time_s', '7.0f')}")
+        for reason in r["reasons"] if r["status"] != "missing" else []:
+            print(f"    {r['status']}: {reason}")
+    notes = sorted({n for r in rows for n in r["notes"]})
+    for note in notes:
+        print(f"note (not stale): {note}")
+    pending = [r["name"] for r in rows if r["status"] != "cached"]
+    if pending:
+        print(f"\n{len(pending)} stale or missing: run `make results` (or `python -m hw3 run NAME`).")
     return 0
 
 
@@ -66,11 +79,21 @@ def cmd_run(args) -> int:
     names = args.names or list(registry.by_name())
     for n in names:
         registry.lookup(n)  # fail on a typo before starting anything
-    if args.force:
-        for n in names:
-            func, config = registry.lookup(n)
-            func.clear(config)
-    return run_missing(names, jobs=args.jobs, device=args.device)
+    return run_missing(names, jobs=args.jobs, device=args.device, scheduler=args.scheduler, force=args.force)
+
+
+def cmd_gc(args) -> int:
+    unused = garbage(registry.all_experiments())
+    if not unused:
+        print("No unused cache entries.")
+        return 0
+    for path in unused:
+        print(("removing " if args.delete else "unused: ") + str(path))
+        if args.delete:
+            shutil.rmtree(path)
+    if not args.delete:
+        print(f"\n{len(unused)} unused entries; `python -m hw3 gc --delete` removes them.")
+    return 0
 
 
 def cmd_download(args) -> int:
@@ -84,15 +107,19 @@ def cmd_download(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hw3", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("results", help="table of every cached experiment")
+    p = sub.add_parser("results", help="every experiment, its status and headline metrics")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_results)
-    p = sub.add_parser("run", help="compute missing experiments")
+    p = sub.add_parser("run", help="compute stale or missing experiments")
     p.add_argument("names", nargs="*", help="experiment names (default: all)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core, at most one per experiment)")
     p.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
-    p.add_argument("--force", action="store_true", help="recompute even if cached")
+    p.add_argument("--force", action="store_true", help="recompute the named experiments even if current")
+    p.add_argument("--scheduler", default=None, help="address of a Dask distributed scheduler to run on")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("gc", help="list cache entries no experiment uses (dry run)")
+    p.add_argument("--delete", action="store_true", help="remove them")
+    p.set_defaults(func=cmd_gc)
     p = sub.add_parser("download", help="fetch the datasets with torchvision")
     p.set_defaults(func=cmd_download)
     args = parser.parse_args(argv)

@@ -20,12 +20,14 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from .fingerprint import record_data_file
 from .paths import data_dir
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DATASETS = ("FashionMNIST", "MNIST")
 NETWORK_TIMEOUT_S = 3.0
+VAL_SIZE = 10_000  # images held out of each official training set for validation
 
 
 class DataError(RuntimeError):
@@ -125,6 +127,10 @@ def _load_cached(name: str, train: bool, root: str) -> tuple[torch.Tensor, torch
 def load_raw(name: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 N×28×28 images, int64 labels) of the official train or test set, read once per process."""
     images, labels = _load_cached(name, train, str(data_dir()))
+    # Outside the per-process cache, so that every experiment records the files it depends on.
+    prefix = "train" if train else "t10k"
+    for kind in ("images-idx3", "labels-idx1"):
+        record_data_file(raw_folder(name) / f"{prefix}-{kind}-ubyte")
     return images, labels
 
 
@@ -199,7 +205,7 @@ def image_splits(name: str = "FashionMNIST", permuted: bool = False, split_seed:
     """
     train_images, train_labels = load_raw(name, train=True)
     test_images, test_labels = load_raw(name, train=False)
-    train_idx, val_idx = train_val_indices(len(train_images), 10_000, split_seed)
+    train_idx, val_idx = train_val_indices(len(train_images), VAL_SIZE, split_seed)
     pixels = train_images[train_idx].float().div_(255.0)
     mean, std = pixels.mean().item(), pixels.std().item()
     permutation = RandomPermutation(28 * 28, permutation_seed) if permuted else None

@@ -1,20 +1,22 @@
 """Every experiment in the report: a frozen config, a cached runner, and the registry `make results` walks.
 
-A config holds everything that changes the result (model, optimiser, epochs, batch size, seed, ...)
-and nothing that doesn't (the device). Its `name` is how the CLI, the cache-miss errors and the
-report refer to it.
+A config holds everything that changes the result (model, optimiser, epochs, batch size, seed,
+precision, ...) and nothing that doesn't (the device, which `RunSettings` carries). The store names
+each run from its non-default fields (`fashion-mlp-sgd-lr0.01`), which is how the CLI, the
+cache-miss errors and the report refer to it.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 
-from . import data, models, train
-from .cache import experiment
+from . import data, models
+from .runs import train_and_record
+from .store import RunSettings, experiment
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class FashionConfig:
     batch_size: int = 64
     seed: int = 0
     permuted: bool = False
+    precision: Literal["fp32", "bf16"] = "fp32"  # the homework's runs are fp32
 
     @property
     def optimizer_label(self) -> str:
@@ -37,18 +40,6 @@ class FashionConfig:
             return f"SGD+Nesterov({self.lr:g}, {self.momentum:g})" if self.nesterov else f"SGD({self.lr:g})"
         return f"Adam({self.lr:g})"
 
-    @property
-    def name(self) -> str:
-        opt = {"sgd": "sgd", "adam": "adam"}[self.optimizer] + ("-nesterov" if self.nesterov else "")
-        suffix = "-permuted" if self.permuted else ""
-        return f"{self.model}-{opt}-lr{self.lr:g}{suffix}"
-
-
-def make_model(name: str) -> torch.nn.Module:
-    factories = {"mlp": models.MLP, "cnn": models.CNN}
-    if name not in factories:
-        raise ValueError(f"model must be one of {sorted(factories)}, got {name!r}")
-    return factories[name]()
 
 
 def make_optimizer(config: FashionConfig, params) -> torch.optim.Optimizer:
@@ -59,55 +50,75 @@ def make_optimizer(config: FashionConfig, params) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
 
 
-def _on(device: torch.device, split: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    return tuple(t.to(device) for t in split)
-
-
-@experiment
-def run_fashion(config: FashionConfig) -> dict:
-    """Train one Part 2 model for `config.epochs` epochs; record curves, final val/test metrics and weights."""
-    started = time.perf_counter()
-    device = train.pick_device(current_device())
+@experiment("fashion", code=lambda config: [models.MODELS[config.model]])
+def run_fashion(config: FashionConfig, settings: RunSettings) -> dict:
+    """Train one Part 2 model for `config.epochs` epochs; record curves, final val/test metrics, predictions and weights."""
     splits = data.image_splits("FashionMNIST", permuted=config.permuted)
-    torch.manual_seed(config.seed)
-    model = make_model(config.model).to(device)
-    history = train.fit(model, make_optimizer(config, model.parameters()), _on(device, splits.train),
-                        epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
-                        evals={"val": _on(device, splits.val)}, progress=current_progress())
-    return {
-        "config": asdict(config),
-        "history": history.as_dict(),
-        "final": {"val": train.evaluate(model, _on(device, splits.val)), "test": train.evaluate(model, _on(device, splits.test))},
-        "normalization": {"mean": splits.mean, "std": splits.std},
-        "state_dict": train.state_dict_numpy(model),
-        "meta": train.run_metadata(device, started, models.count_parameters(model)),
-    }
+    result = train_and_record(config, settings, {"train": splits.train, "val": splits.val, "test": splits.test},
+                              lambda: models.build(config.model), lambda model, _: (make_optimizer(config, model.parameters()), None))
+    result["normalization"] = {"mean": splits.mean, "std": splits.std}
+    return result
 
 
-# The four optimisers of the homework, and the two permuted runs (SGD+Nesterov) of 2.5.
-OPTIMIZERS = (
-    dict(optimizer="sgd", lr=0.01),
-    dict(optimizer="sgd", lr=0.01, momentum=0.9, nesterov=True),
-    dict(optimizer="adam", lr=0.01),
-    dict(optimizer="adam", lr=1.0),
-)
-FASHION = tuple(FashionConfig(model=m, **opt) for m in ("mlp", "cnn") for opt in OPTIMIZERS)
-PERMUTED = tuple(FashionConfig(model=m, permuted=True, **OPTIMIZERS[1]) for m in ("mlp", "cnn"))
+# The four optimisers of the homework by a short name, and the two permuted runs (SGD+Nesterov) of 2.5.
+OPTIMIZERS = {
+    "sgd": dict(optimizer="sgd", lr=0.01),
+    "nesterov": dict(optimizer="sgd", lr=0.01, momentum=0.9, nesterov=True),
+    "adam": dict(optimizer="adam", lr=0.01),
+    "adam-lr1": dict(optimizer="adam", lr=1.0),
+}
+FASHION = tuple(FashionConfig(model=m, **opt) for m in ("mlp", "cnn") for opt in OPTIMIZERS.values())
+PERMUTED = tuple(FashionConfig(model=m, permuted=True, **OPTIMIZERS["nesterov"]) for m in ("mlp", "cnn"))
 
 
-# ----------------------------------------------------------------------------------------------
-# Run-time settings that are not part of any config: where to run, and who to tell about progress.
-_settings: dict = {"device": None, "progress": None}
+def fashion_config(model: str, optimizer: str, permuted: bool = False) -> FashionConfig:
+    """The Part 2 config of `model` trained with the optimiser called `optimizer` in OPTIMIZERS."""
+    if optimizer not in OPTIMIZERS:
+        raise KeyError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    return FashionConfig(model=model, permuted=permuted, **OPTIMIZERS[optimizer])
 
 
-def current_device() -> str | None:
-    return _settings["device"]
+@dataclass(frozen=True)
+class DeadUnitsConfig:
+    """Which ReLU units still fire in the Adam(lr=1) runs, per layer and per split."""
+
+    runs: tuple[FashionConfig, ...] = tuple(c for c in FASHION if c.optimizer == "adam" and c.lr == 1.0)
 
 
-def current_progress():
-    return _settings["progress"]
+def live_units(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000) -> list[tuple[int, int]]:
+    """(units that fire on at least one image, units) for each ReLU of `model`, in order; a conv unit is a channel."""
+    fired: dict[int, torch.Tensor] = {}
+    relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+
+    def hook(index):
+        def record(_module, _inputs, out):
+            alive = (out > 0).flatten(2).any(2) if out.ndim == 4 else out > 0  # N×units
+            fired[index] = fired.get(index, torch.zeros(alive.shape[1], dtype=torch.bool)) | alive.any(0)
+        return record
+
+    handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(relus)]
+    model.eval()
+    with torch.inference_mode():
+        for xb in x.split(batch_size):
+            model(xb)
+    for h in handles:
+        h.remove()
+    return [(int(fired[i].sum()), int(fired[i].numel())) for i in range(len(relus))]
 
 
-def configure(device: str | None = None, progress=None) -> None:
-    """Set the device ('cpu', 'cuda', or None for auto) and an epoch callback for the runs that follow."""
-    _settings.update(device=device, progress=progress)
+@experiment("dead-units", depends=lambda config: [(run_fashion, c) for c in config.runs],
+            code=lambda config: [models.MODELS[c.model] for c in config.runs])
+def run_dead_units(config: DeadUnitsConfig, settings: RunSettings, upstream: dict[str, dict]) -> dict:
+    """For each diverged run: live units per ReLU layer on train/val/test, and how many distinct classes it predicts."""
+    splits = data.image_splits("FashionMNIST")
+    out = {}
+    for c in config.runs:
+        result = upstream[run_fashion.name(c)]
+        model = models.build(c.model)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in result["state_dict"].items()})
+        out[c.model] = {split: live_units(model, getattr(splits, split)[0]) for split in ("train", "val", "test")}
+        out[c.model]["classes_predicted"] = {s: np.bincount(result["predictions"][s], minlength=10).tolist() for s in ("val", "test")}
+    return out
+
+
+DEAD_UNITS = DeadUnitsConfig()

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import data, multimnist
-from .cache import experiment
+from . import data, multimnist_data
+from .store import RunSettings, experiment
 
 
 @dataclass(frozen=True)
@@ -15,18 +15,14 @@ class GalleryConfig:
     n_fashion: int = 16
     n_multimnist: int = 5
 
-    @property
-    def name(self) -> str:
-        return "gallery"
 
-
-@experiment
-def run_gallery(config: GalleryConfig) -> dict:
+@experiment("gallery")
+def run_gallery(config: GalleryConfig, settings: RunSettings) -> dict:
     """The first training images of FashionMNIST (as stored, and as the permuted runs see them) and of MultiMNIST."""
     splits = data.image_splits("FashionMNIST", permuted=False)
     permuted = data.image_splits("FashionMNIST", permuted=True)
     n, m = config.n_fashion, config.n_multimnist
-    canvases = multimnist.multimnist_splits().train
+    canvases = multimnist_data.multimnist_splits().train
     return {
         "fashion_images": (splits.train[0][:n, 0] * splits.std + splits.mean).numpy(),  # back to [0, 1]
         "fashion_labels": splits.train[1][:n].numpy(),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+FINGERPRINT_EXEMPT = True  # locations do not change results (see hw3.fingerprint.closure)
+
 # code/hw3/paths.py → the repository root (the package is installed editable, so this is the checkout).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
