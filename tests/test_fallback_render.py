@@ -1,6 +1,6 @@
 """The report executes: every chunk of report.qmd runs from the committed cache (cache-only mode)
 and every inline `{python}` expression evaluates. Plus the machinery of the Quarto-free renderer
-(hw3.render) on a tiny synthetic document."""
+(tools/render_fallback) on a tiny synthetic document."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from hw3 import render
+import render_fallback as render
 
 REPORT = Path(render.DEFAULT_REPORT)
 
