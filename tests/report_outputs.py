@@ -84,7 +84,7 @@ class _Collector(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        if tag == "figcaption":
+        if tag in ("figcaption", "caption"):  # Quarto's figures and tables; pandoc's tables
             self._caption = []
         if tag == "a" and "quarto-xref" in (attrs.get("class") or "").split():
             self._ref = (attrs.get("href", ""), [])
@@ -97,7 +97,7 @@ class _Collector(HTMLParser):
         self._in_style = tag == "style"
 
     def handle_endtag(self, tag):
-        if tag == "figcaption" and self._caption is not None:
+        if tag in ("figcaption", "caption") and self._caption is not None:
             self.captions.append("".join(self._caption))
             self._caption = None
         if tag == "a" and self._ref is not None:

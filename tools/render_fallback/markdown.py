@@ -259,6 +259,45 @@ def notebook_to_markdown(nb, target: str, media: Path, code_fold: bool = False) 
     return "\n\n".join(parts) + "\n"
 
 
+def add_captions(nb) -> None:
+    """Number and caption the notebook's figures and tables as Quarto's ipynb output does.
+
+    After a `fig-` chunk's last image comes a Markdown output "Figure N: caption"; a `tbl-` chunk's
+    Markdown table gets "Table N: caption" above it. Chunk options are removed from the code.
+    """
+    import nbformat
+
+    meta = nb.metadata.get(HELPER_KEY, {})
+    defaults = meta.get("defaults", {})
+    refs = CrossRefs(nb, defaults)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = refs.resolve(cell.source)
+            continue
+        if cell.cell_type != "code":
+            continue
+        opts, code = split_options(cell.source)
+        opts = {**defaults, **opts}
+        cell.source = code
+        label = str(opts.get("label", ""))
+        kind = label.split("-", 1)[0]
+        cap = opts.get(f"{kind}-cap") if kind in ("fig", "tbl") else None
+        if not cap or label not in refs.numbers:
+            continue
+        text = f'<a id="{label}"></a>{refs.caption(label, kind, str(cap))}'
+        outputs = cell.get("outputs", [])
+        if kind == "fig":
+            last = max((i for i, o in enumerate(outputs) if "image/png" in o.get("data", {})), default=None)
+            if last is not None:
+                outputs.insert(last + 1, nbformat.v4.new_output("display_data", data={"text/markdown": text}))
+        else:
+            for out in outputs:
+                md = out.get("data", {}).get("text/markdown")
+                if md is not None and _PIPE_TABLE_RE.search("".join(md)):
+                    out["data"]["text/markdown"] = f"{text}\n\n{''.join(md)}"
+                    break
+
+
 def document_metadata(front: dict, source: Path | None = None) -> dict:
     """The front matter's document metadata for pandoc (Quarto-only keys dropped, dates resolved)."""
     drop = {"format", "execute", "jupyter", "engine", "knitr", "editor", "filters", "crossref", "project"}

@@ -12,7 +12,11 @@ import yaml
 from .common import DEFAULT_REPORT, DEFAULT_TIMEOUT, FORMATS, HELPER_KEY, RenderError
 from .engines import run_pandoc, typst_compat
 from .execute import execute_report
-from .markdown import _format_options, document_metadata, notebook_to_markdown
+from .markdown import _format_options, add_captions, document_metadata, notebook_to_markdown
+
+# The project's pandoc filter for typst tables (column widths, literal leading "+"), which
+# _quarto.yml gives real Quarto: the same tables here.
+TYPST_TABLE_FILTER = "filters/typst-tables.lua"
 
 
 _HTML_STYLE = """<style>
@@ -38,18 +42,21 @@ _TYPST_HEADER = """#set figure(numbering: none)
 #show figure.caption: set text(size: 9pt)
 #show raw.where(block: true): set text(size: 7.5pt)
 #show raw.where(block: true): block.with(fill: luma(246), inset: 6pt, radius: 2pt, width: 100%)
-#show table: set text(size: 8.5pt)
+#show table: set text(size: 8.5pt, hyphenate: false)
 #show table: set par(justify: false)
+// typst never breaks a figure across pages: a table longer than a page ran over the footer
+#show figure.where(kind: table): set block(breakable: true)
 #set table(stroke: (x, y) => if y == 0 { (bottom: 0.6pt) } else { none })
 #show heading: set block(above: 1.4em, below: 0.8em)
 """
 
 
 def write_ipynb(nb, out: Path) -> Path:
-    """The executed notebook, outputs and images embedded."""
+    """The executed notebook, outputs and images embedded, with numbered captions as Quarto writes them."""
     import nbformat
 
     nb = copy.deepcopy(nb)
+    add_captions(nb)
     nb.metadata.pop(HELPER_KEY, None)
     path = out / "report.ipynb"
     nbformat.write(nb, str(path))
@@ -94,6 +101,8 @@ def write_pdf(nb, out: Path, qmd: Path, build: Path) -> Path:
             "-V", "fontsize=10.5pt", "-V", "page-numbering=1", "--wrap=none"]
     args += ["--toc"] if opts.get("toc") else []
     args += ["--number-sections"] if opts.get("number-sections") else []
+    table_filter = qmd.parent / TYPST_TABLE_FILTER
+    args += ["--lua-filter", str(table_filter)] if table_filter.exists() else []
     source = typst_compat(run_pandoc(args, cwd=build))
     typ = build / "report.typ"
     typ.write_text(source, encoding="utf-8")

@@ -1,7 +1,9 @@
-"""`quarto render report.qmd` with the real Quarto CLI: all three formats, each complete.
+"""The rendered report, all three formats, each complete: from `quarto render report.qmd` (the real
+Quarto CLI) and from the Quarto-free fallback (tools/render_fallback), checked alike.
 
-The render runs once per session (about a minute on two cores) into a temporary output folder.
-Without Quarto on PATH the tests skip, unless HW3_REQUIRE_QUARTO=1 (set by .ci/run): then they fail.
+Each renderer runs once per session into a temporary output folder (Quarto about a minute on two
+cores, the fallback about 15 s). Without Quarto on PATH its tests skip, unless HW3_REQUIRE_QUARTO=1
+(set by .ci/run): then they fail.
 """
 
 from __future__ import annotations
@@ -50,21 +52,24 @@ class Rendered:
         self.pdf_pages = ro.pdf_pages_text(self.pdf)
 
 
-@pytest.fixture(scope="session")
-def rendered(tmp_path_factory) -> Rendered:
-    quarto = quarto_or_skip()
-    out = tmp_path_factory.mktemp("quarto-output")
+@pytest.fixture(scope="session", params=["quarto", "fallback"])
+def rendered(request, tmp_path_factory) -> Rendered:
+    out = tmp_path_factory.mktemp(f"{request.param}-output")
     env = dict(os.environ)
     env.pop("HW3_CACHE_DIR", None)  # the committed cache/, in cache-only mode, as `make report`
     env["HW3_CACHE_ONLY"] = "1"
-    env["QUARTO_PYTHON"] = sys.executable
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "code"), env.get("PYTHONPATH")]))
+    paths = [str(REPO / "code"), str(REPO / "tools"), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
+    if request.param == "quarto":
+        env["QUARTO_PYTHON"] = sys.executable
+        command = [quarto_or_skip(), "render", str(REPORT), "--output-dir", str(out)]
+    else:
+        command = [sys.executable, "-m", "render_fallback", str(REPORT), "--out", str(out)]
     start = time.monotonic()
-    proc = subprocess.run([quarto, "render", str(REPORT), "--output-dir", str(out)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     seconds = time.monotonic() - start
     log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"quarto render failed ({proc.returncode}):\n{log[-6000:]}"
+    assert proc.returncode == 0, f"{request.param} render failed ({proc.returncode}):\n{log[-6000:]}"
     return Rendered(out, log, seconds)
 
 
