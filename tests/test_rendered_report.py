@@ -104,6 +104,31 @@ def test_ipynb_has_every_figure_and_table(rendered):
     assert len(ro.markdown_table_headers(rendered.nb)) >= sum(k == "Table" for k, _, _ in expected)
 
 
+def test_ipynb_every_caption_has_its_figure_or_table(rendered):
+    """A `fig-` chunk must show an image and a `tbl-` chunk a table: a chunk whose last line is an
+    assignment shows nothing, and no error would say so."""
+    checked = 0
+    for cell in rendered.nb["cells"]:
+        outputs = cell.get("outputs", [])
+        for i, out in enumerate(outputs):
+            md = "".join(out.get("data", {}).get("text/markdown", ""))
+            for kind, number, caption in ro._parse_captions([md]):
+                checked += 1
+                if kind == "Figure":
+                    assert i > 0 and "image/png" in outputs[i - 1].get("data", {}), f"Figure {number} has no image"
+                else:
+                    assert ro.markdown_table_headers({"cells": [{"outputs": [out]}]}), f"Table {number} has no table"
+    assert checked == len(ro.expected_floats(REPORT.read_text(encoding="utf-8")))
+
+
+def test_inline_expressions_are_evaluated(rendered):
+    markdown = "".join("".join(c["source"]) for c in rendered.nb["cells"] if c["cell_type"] == "markdown")
+    assert "{python}" in REPORT.read_text(encoding="utf-8")
+    shown = re.sub(r"<pre.*?</pre>", "", rendered.html, flags=re.DOTALL)  # not the code tools' source view
+    for fmt, text in (("ipynb", markdown), ("html", shown), ("pdf", "".join(rendered.pdf_pages))):
+        assert "{python}" not in text, fmt
+
+
 @pytest.mark.parametrize("fmt", ["html", "pdf", "ipynb"])
 def test_figures_and_tables_numbered_as_in_the_report(rendered, fmt):
     expected = ro.expected_floats(REPORT.read_text(encoding="utf-8"))
@@ -147,5 +172,5 @@ def test_pdf_shows_every_table_header_and_the_last_rows(rendered):
                   key=lambda o: "".join(o.get("data", {}).get("text/markdown", "")).count("\n"))
     rows = "".join(longest["data"]["text/markdown"]).strip().splitlines()[-2:]
     for row in rows:
-        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        cells = [re.sub(r"\\(.)", r"\1", c).strip() for c in row.strip().strip("|").split("|")]  # `\-`
         assert " ".join(cells) in text, f"last rows of the longest table missing from the PDF: {cells}"
