@@ -30,7 +30,7 @@ local function anchor(id)
   return id ~= "" and ('<a id="' .. id .. '"></a>') or ""
 end
 
--- A caption's text as Markdown, bold "Figure N:"-style prefix kept as Quarto numbered it.
+-- A caption's text as Markdown, with the "Figure N: " prefix Quarto numbered it with.
 local function caption_markdown(blocks, id)
   return anchor(id) .. markdown_of(blocks)
 end
