@@ -21,11 +21,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create or update .venv with the pinned dependencies
 
-report: $(STAMP)  ## render the report from cache/ (quarto if installed, else the Quarto-free path)
+report: $(STAMP)  ## render the report from cache/ (real Quarto if on PATH, else the Quarto-free fallback)
 	@if command -v quarto >/dev/null 2>&1; then \
+		echo "make report: Quarto $$(quarto --version) found: quarto render report.qmd"; \
 		QUARTO_PYTHON=$(abspath $(PY)) quarto render report.qmd; \
 	else \
-		$(PY) -m hw3.render; \
+		echo "make report: no quarto on PATH: the Quarto-free fallback, tools/render_fallback (see README)"; \
+		PYTHONPATH=tools$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m render_fallback; \
 	fi
 
 results: $(STAMP)  ## compute every experiment missing from cache/ (needs the datasets; see README)
@@ -38,4 +40,4 @@ bench: $(STAMP)  ## throughput of our engine against the conventional DataLoader
 	$(PY) -m hw3.bench
 
 clean:  ## remove rendered outputs (keeps .venv and cache/)
-	rm -rf _output .quarto report_files
+	rm -rf _output .quarto report_files report.quarto_ipynb

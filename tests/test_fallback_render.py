@@ -1,6 +1,5 @@
-"""The report executes: every chunk of report.qmd runs from the committed cache (cache-only mode)
-and every inline `{python}` expression evaluates. Plus the machinery of the Quarto-free renderer
-(hw3.render) on a tiny synthetic document."""
+"""The Quarto-free renderer (tools/render_fallback): how it reads report.qmd, and its machinery on
+tiny synthetic documents."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from hw3 import render
+import render_fallback as render
 
 REPORT = Path(render.DEFAULT_REPORT)
 
@@ -40,53 +39,7 @@ def test_jupytext_reads_every_chunk_as_a_code_cell():
     assert front.get("title")
 
 
-@pytest.fixture(scope="module")
-def executed_report():
-    """report.qmd executed once, from the committed cache/ (the kernel inherits this environment)."""
-    _report_text()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("HW3_CACHE_DIR", raising=False)  # the committed cache/, as `make report` sees it
-        return render.execute_report(REPORT, cache_only=True)  # RenderError names the failing chunk
-
-
-@pytest.mark.committed_cache
-def test_report_executes(executed_report):
-    errors = [(c.source.splitlines()[:2], o.get("ename"), o.get("evalue"))
-              for c in executed_report.cells if c.cell_type == "code"
-              for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
-    assert not any(c.metadata.get(render.HELPER_KEY) for c in executed_report.cells)
-
-
-@pytest.mark.committed_cache
-def test_report_inline_expressions_evaluated(executed_report):
-    text = _report_text()
-    n_inline = sum(len(render.find_inline_expressions(c.source))
-                   for c in jupytext.reads(text, fmt="Rmd").cells if c.cell_type == "markdown")
-    left = [e for c in executed_report.cells if c.cell_type == "markdown"
-            for e in render.find_inline_expressions(c.source)]
-    assert n_inline > 0
-    assert left == []
-
-
-@pytest.mark.committed_cache
-def test_every_labelled_figure_and_table_is_shown(executed_report):
-    """A `fig-` chunk must output an image and a `tbl-` chunk a table: a chunk whose last line is an
-    assignment shows nothing, and no error would say so."""
-    checked = 0
-    for cell in executed_report.cells:
-        if cell.cell_type != "code":
-            continue
-        options, _ = render.split_options(cell.source)
-        label = str(options.get("label", ""))
-        mimes = {m for o in cell.get("outputs", []) for m in o.get("data", {})}
-        if label.startswith("fig-"):
-            assert "image/png" in mimes, f"{label} shows no figure (outputs: {sorted(mimes)})"
-            checked += 1
-        elif label.startswith("tbl-"):
-            assert mimes & {"text/markdown", "text/html"}, f"{label} shows no table (outputs: {sorted(mimes)})"
-            checked += 1
-    assert checked >= 10
+# Executing the whole report, and what each format shows of it: tests/test_rendered_report.py.
 
 
 # --------------------------------------------------------------------------------------------

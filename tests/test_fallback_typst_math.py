@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hw3 import render
+import render_fallback as render
 
 REPORT = Path(render.DEFAULT_REPORT)
 
