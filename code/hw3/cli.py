@@ -76,10 +76,8 @@ def cmd_results(args) -> int:
 def cmd_run(args) -> int:
     from .runner import run_missing
 
-    names = args.names or list(registry.by_name())
-    for n in names:
-        registry.lookup(n)  # fail on a typo before starting anything
-    return run_missing(names, jobs=args.jobs, device=args.device, scheduler=args.scheduler, force=args.force)
+    runs = [registry.lookup(n) for n in args.names] if args.names else registry.all_experiments()  # a typo fails here
+    return run_missing(runs, jobs=args.jobs, device=args.device, scheduler=args.scheduler, force=args.force)
 
 
 def cmd_gc(args) -> int:

@@ -44,18 +44,3 @@ def find(config: Any) -> Run:
         if registered == config:
             return exp, registered
     raise KeyError(f"no registered experiment has the config {config!r}")
-
-
-def dependencies(name: str) -> list[str]:
-    exp, config = lookup(name)
-    return [up.name(c) for up, c in exp.upstream(config)]
-
-
-# Rough single-thread seconds per epoch on a current x86 core, only to start the longest runs first.
-_EPOCH_COST = {"mlp": 1.0, "cnn": 11.0, "MultiMNISTConfig": 9.0, "SingleTaskConfig": 8.0, "BonusConfig": 10.0}
-
-
-def expected_cost(name: str) -> float:
-    _, config = lookup(name)
-    kind = getattr(config, "model", type(config).__name__)
-    return _EPOCH_COST.get(kind, 0.0) * getattr(config, "epochs", 0)

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from joblib import Parallel, delayed, parallel_config
 from tqdm.auto import tqdm
 
-from . import registry
-from .store import RunSettings
+from .store import Experiment, RunSettings
+
+Run = tuple[Experiment, Any]
 
 
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def run_one(name: str, device: str | None = None, threads: int | None = None, position: int | None = None, *_upstream) -> tuple[str, float]:
+def run_one(exp: Experiment, config: Any, device: str | None = None, threads: int | None = None,
+            position: int | None = None, *_upstream) -> tuple[str, float]:
     """Worker: compute one experiment (its upstream must be current) and write its entry atomically.
 
     `_upstream` only carries the Dask futures this run must wait for; their values are not used.
@@ -32,7 +35,7 @@ def run_one(name: str, device: str | None = None, threads: int | None = None, po
 
     if threads:
         torch.set_num_threads(threads)
-    exp, config = registry.lookup(name)
+    name = exp.name(config)
     bar = tqdm(total=getattr(config, "epochs", None), desc=f"{name[:40]:40}", position=position, leave=False,
                unit="epoch", disable=position is None)
 
@@ -51,64 +54,83 @@ def run_one(name: str, device: str | None = None, threads: int | None = None, po
     return name, time.perf_counter() - started
 
 
-def to_compute(names: list[str], force: bool = False) -> list[str]:
-    """The runs of `names` that are stale or missing (all of them with `force`), plus what they need
-    that is not current and what of `names` reads them, in graph order."""
-    todo: list[str] = []
+def _name(run: Run) -> str:
+    return run[0].name(run[1])
 
-    def visit(name: str) -> None:
-        if name in todo:
+
+def _upstream_names(run: Run) -> list[str]:
+    return [exp.name(c) for exp, c in run[0].upstream(run[1])]
+
+
+def to_compute(runs: list[Run], force: bool = False) -> list[Run]:
+    """The runs that are stale or missing (all of them with `force`), plus the upstream runs they need
+    that are not current, and the runs that read something recomputed; in dependency order."""
+    todo: dict[str, Run] = {}
+    asked = {_name(r) for r in runs}
+    seen: set[str] = set()
+
+    def visit(run: Run) -> None:
+        name = _name(run)
+        if name in seen:
             return
-        for dep in registry.dependencies(name):
-            visit(dep)
-        exp, config = registry.lookup(name)
-        if (force and name in names) or exp.status(config).state != "cached" or any(dep in todo for dep in registry.dependencies(name)):
-            todo.append(name)
+        seen.add(name)
+        for up in run[0].upstream(run[1]):
+            visit(up)
+        exp, config = run
+        if (force and name in asked) or exp.status(config).state != "cached" or any(n in todo for n in _upstream_names(run)):
+            todo[name] = run
 
-    for n in names:
-        visit(n)
-    return todo
+    for run in runs:
+        visit(run)
+    return list(todo.values())
 
 
-def levels(todo: list[str]) -> list[list[str]]:
-    """Group `todo` so that each run comes after every run of `todo` it depends on; longest first within a level."""
+def levels(todo: list[Run]) -> list[list[Run]]:
+    """Group `todo` so that each run comes after every run of `todo` it reads; longest first within a level."""
     depth: dict[str, int] = {}
-    for name in todo:  # `todo` is in graph order, so dependencies already have a depth
-        depth[name] = 1 + max((depth[d] for d in registry.dependencies(name) if d in depth), default=-1)
-    return [sorted((n for n in todo if depth[n] == level), key=registry.expected_cost, reverse=True)
+    for run in todo:  # `todo` is in dependency order, so upstream runs already have a depth
+        depth[_name(run)] = 1 + max((depth[d] for d in _upstream_names(run) if d in depth), default=-1)
+    return [sorted((r for r in todo if depth[_name(r)] == level), key=expected_cost, reverse=True)
             for level in range(1 + max(depth.values(), default=-1))]
 
 
-def run_missing(names: list[str], jobs: int | None = None, device: str | None = None, scheduler: str | None = None,
+# Rough single-thread seconds per epoch on a current x86 core, only to start the longest runs first.
+_EPOCH_COST = {"mlp": 1.0, "cnn": 11.0, "MultiMNISTConfig": 9.0, "SingleTaskConfig": 8.0, "BonusConfig": 10.0}
+
+
+def expected_cost(run: Run) -> float:
+    config = run[1]
+    kind = getattr(config, "model", type(config).__name__)
+    return _EPOCH_COST.get(kind, 0.0) * getattr(config, "epochs", 0)
+
+
+def run_missing(runs: list[Run], jobs: int | None = None, device: str | None = None, scheduler: str | None = None,
                 force: bool = False) -> int:
-    """Compute every run of `names` that is not current (or all, with `force`); print wall times at the end."""
-    todo = to_compute(names, force)
+    """Compute every run that is not current (or all of `runs`, with `force`); print wall times at the end."""
+    todo = to_compute(runs, force)
     if not todo:
-        print(f"All {len(names)} experiments are cached and current; nothing to compute.")
+        print(f"All {len(runs)} experiments are cached and current; nothing to compute.")
         return 0
     started = time.perf_counter()
-    if scheduler:
-        times = _run_on_dask(todo, scheduler, device)
-    else:
-        times = _run_locally(todo, jobs, device)
+    times = _run_on_dask(todo, scheduler, device) if scheduler else _run_locally(todo, jobs, device)
     total = time.perf_counter() - started
     print("\nWall time per experiment:")
-    for name in todo:
-        print(f"  {name:60} {times[name]:8.1f} s")
+    for run in todo:
+        print(f"  {_name(run):60} {times[_name(run)]:8.1f} s")
     print(f"  {'total (wall clock)':60} {total:8.1f} s   (sum of runs {sum(times.values()):.1f} s)")
     return 0
 
 
-def _run_locally(todo: list[str], jobs: int | None, device: str | None) -> dict[str, float]:
+def _run_locally(todo: list[Run], jobs: int | None, device: str | None) -> dict[str, float]:
     on_gpu = (device or "auto").startswith("cuda") or (device in (None, "auto") and _cuda_available())
     # One GPU is best fed by one process; on CPU, one single-threaded worker per core.
     jobs = jobs or (1 if on_gpu else min(_cores(), len(todo)))
     threads = max(1, _cores() // jobs)
-    print(f"Computing {len(todo)} experiments with {jobs} worker(s) × {threads} thread(s): {', '.join(todo)}")
+    print(f"Computing {len(todo)} experiments with {jobs} worker(s) × {threads} thread(s): {', '.join(map(_name, todo))}")
     times: dict[str, float] = {}
     overall = tqdm(total=len(todo), desc="experiments", position=0, unit="exp")
     for level in levels(todo):
-        calls = (delayed(run_one)(n, device, threads, 1 + i % jobs) for i, n in enumerate(level))
+        calls = (delayed(run_one)(exp, config, device, threads, 1 + i % jobs) for i, (exp, config) in enumerate(level))
         with parallel_config(backend="loky", inner_max_num_threads=threads):
             for name, seconds in Parallel(n_jobs=min(jobs, len(level)), return_as="generator_unordered")(calls):
                 times[name] = seconds
@@ -118,17 +140,18 @@ def _run_locally(todo: list[str], jobs: int | None, device: str | None) -> dict[
     return times
 
 
-def _run_on_dask(todo: list[str], scheduler: str, device: str | None) -> dict[str, float]:
+def _run_on_dask(todo: list[Run], scheduler: str, device: str | None) -> dict[str, float]:
     try:
         from dask.distributed import Client, as_completed
     except ImportError as exc:
         raise RuntimeError("--scheduler needs Dask: pip install -e '.[dask]'") from exc
     with Client(scheduler) as client:
-        print(f"Computing {len(todo)} experiments on the Dask cluster at {scheduler}: {', '.join(todo)}")
+        print(f"Computing {len(todo)} experiments on the Dask cluster at {scheduler}: {', '.join(map(_name, todo))}")
         futures = {}
-        for name in todo:  # graph order: a run's upstream futures exist before it is submitted
-            waits = [futures[d] for d in registry.dependencies(name) if d in futures]
-            futures[name] = client.submit(run_one, name, device, None, None, *waits, key=f"hw3-{name}", pure=False)
+        for exp, config in todo:  # dependency order: a run's upstream futures exist before it is submitted
+            waits = [futures[n] for n in _upstream_names((exp, config)) if n in futures]
+            futures[exp.name(config)] = client.submit(run_one, exp, config, device, None, None, *waits,
+                                                      key=f"hw3-{exp.name(config)}", pure=False)
         return dict(future.result() for future in as_completed(list(futures.values())))
 
 
