@@ -248,3 +248,17 @@ class TensorBatches:
             else:
                 idx = order[start:start + self.batch_size]
                 yield tuple(t.index_select(0, idx) for t in self.tensors)
+
+
+def dataloaders(splits: Splits, batch_size: int = 64, seed: int = 0) -> dict[str, torch.utils.data.DataLoader]:
+    """torch DataLoaders over the prepared tensors: shuffled training batches, ordered validation and test.
+
+    The training engine iterates `TensorBatches` instead (the same batches without collating one
+    sample at a time); these are the conventional loaders, for users and for the report's check.
+    """
+    from torch.utils.data import DataLoader, TensorDataset
+
+    gen = torch.Generator().manual_seed(seed)
+    return {"train": DataLoader(TensorDataset(*splits.train), batch_size=batch_size, shuffle=True, generator=gen),
+            "val": DataLoader(TensorDataset(*splits.val), batch_size=batch_size),
+            "test": DataLoader(TensorDataset(*splits.test), batch_size=batch_size)}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import importlib
@@ -71,15 +72,24 @@ class _DropDocstrings(ast.NodeTransformer):
     visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _strip
 
 
-def normalised_source_hash(node: ast.AST) -> str:
-    """Hash of a definition's AST without docstrings; `ast.dump` omits line numbers and comments."""
+def normalised_source_hash(node: ast.AST, known_fields: frozenset[str] | None = None) -> str:
+    """Hash of a definition's AST without docstrings; `ast.dump` omits line numbers and comments.
+
+    With `known_fields`, a dataclass is hashed without its defaulted fields not named there: the
+    hash it had before such fields were added (see `closure`).
+    """
     clean = _DropDocstrings().visit(ast.parse(ast.unparse(node)))
+    if known_fields is not None:
+        for cls in clean.body:
+            if isinstance(cls, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in cls.decorator_list):
+                cls.body = [s for s in cls.body if not (isinstance(s, ast.AnnAssign) and s.value is not None and isinstance(s.target, ast.Name)
+                                                        and s.target.id not in known_fields)] or [ast.Pass()]
     return _digest(ast.dump(clean))
 
 
 @functools.lru_cache(maxsize=None)
-def _definition_hash(module_name: str, name: str, mtime_ns: int) -> str:
-    return normalised_source_hash(_module_tree(module_name, mtime_ns)[name])
+def _definition_hash(module_name: str, name: str, mtime_ns: int, known_fields: frozenset[str] | None = None) -> str:
+    return normalised_source_hash(_module_tree(module_name, mtime_ns)[name], known_fields)
 
 
 def _unwrap(obj: Any) -> Any:
@@ -121,25 +131,57 @@ def _is_constant(value: Any) -> bool:
     return not (callable(value) or isinstance(value, types.ModuleType))
 
 
-def _constant_hash(value: Any) -> str:
+def _constant_hash(value: Any, known_fields: frozenset[str] | None = None) -> str:
     # Object addresses in a repr change between processes and mean nothing.
-    return _digest(re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value)))
+    text = repr(value) if known_fields is None else _repr_without_new_fields(value, known_fields)
+    return _digest(re.sub(r" at 0x[0-9a-fA-F]+", "", text))
 
 
-def closure(roots: Iterable[Any], package: str) -> tuple[dict[str, str], dict[str, str]]:
+def _repr_without_new_fields(value: Any, known: frozenset[str]) -> str:
+    """`repr(value)`, leaving out the dataclass fields not in `known` that hold their default."""
+    if (dataclasses.is_dataclass(value) and not isinstance(value, type) and value.__dataclass_params__.repr
+            and getattr(type(value).__repr__, "__wrapped__", None) is not None):  # the generated repr
+        parts = []
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+            try:
+                is_new = f.name not in known and bool(v == default)
+            except Exception:
+                is_new = False
+            if f.repr and not is_new:
+                parts.append(f"{f.name}={_repr_without_new_fields(v, known)}")
+        return f"{type(value).__qualname__}({', '.join(parts)})"
+    if type(value) in (tuple, list):
+        inner = [_repr_without_new_fields(v, known) for v in value]
+        if type(value) is list:
+            return "[" + ", ".join(inner) + "]"
+        return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
+    if type(value) is dict:
+        return "{" + ", ".join(f"{_repr_without_new_fields(k, known)}: {_repr_without_new_fields(v, known)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def closure(roots: Iterable[Any], package: str, known_fields: Iterable[str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """({'module:Name': hash} of every definition reached, {'module:NAME': hash} of constants read).
 
     Modules that set FINGERPRINT_EXEMPT (the store, this module, paths) are not followed: they decide
     where and how results are kept, not what they are, so editing them must not invalidate results.
+
+    `known_fields` (the field names of a stored config) hashes every dataclass, and every dataclass
+    instance in a constant, as if its defaulted fields not named there did not exist: a definition
+    whose hash then matches the stored one changed only by new defaulted config fields.
     """
     files = tuple(sorted((m, os.stat(mod.__file__).st_mtime_ns) for m, mod in list(sys.modules.items())
                          if m.split(".")[0] == package and getattr(mod, "__file__", None)))
-    code, constants = _closure(tuple(roots), package, files)
+    known = None if known_fields is None else frozenset(known_fields)
+    code, constants = _closure(tuple(roots), package, files, known)
     return dict(code), dict(constants)
 
 
 @functools.lru_cache(maxsize=256)
-def _closure(roots: tuple, package: str, _files: tuple) -> tuple[dict[str, str], dict[str, str]]:
+def _closure(roots: tuple, package: str, _files: tuple, known: frozenset[str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
     # `_files` (module mtimes) is only part of the memo key: an edited file invalidates the memo.
     code: dict[str, str] = {}
     constants: dict[str, str] = {}
@@ -152,7 +194,7 @@ def _closure(roots: tuple, package: str, _files: tuple) -> tuple[dict[str, str],
         if key in code:
             continue
         node = _definitions(ident[0])[ident[1]]
-        code[key] = _definition_hash(ident[0], ident[1], os.stat(sys.modules[ident[0]].__file__).st_mtime_ns)
+        code[key] = _definition_hash(ident[0], ident[1], os.stat(sys.modules[ident[0]].__file__).st_mtime_ns, known)
         namespace = vars(sys.modules[ident[0]])
         for chain in set(_references(node)):
             if chain[0] not in namespace:
@@ -166,7 +208,7 @@ def _closure(roots: tuple, package: str, _files: tuple) -> tuple[dict[str, str],
                 continue
             if _is_constant(value):
                 if owner.split(".")[0] == package and not getattr(sys.modules.get(owner), "FINGERPRINT_EXEMPT", False):
-                    constants[f"{owner}:{name}"] = _constant_hash(value)
+                    constants[f"{owner}:{name}"] = _constant_hash(value, known)
             else:
                 todo.append(value)
     return code, constants

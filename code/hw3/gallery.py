@@ -36,3 +36,29 @@ def run_gallery(config: GalleryConfig, settings: RunSettings) -> dict:
 
 
 GALLERY = GalleryConfig()
+
+
+@dataclass(frozen=True)
+class DataCheckConfig:
+    batch_size: int = 64
+
+
+@experiment("data-check")
+def run_data_check(config: DataCheckConfig, settings: RunSettings) -> dict:
+    """The split sizes the homework asks to check, one batch of each FashionMNIST DataLoader, and the MultiMNIST TensorDatasets."""
+    loaders = data.dataloaders(data.image_splits("FashionMNIST"), config.batch_size)
+    fashion = {}
+    for split, loader in loaders.items():
+        x, y = next(iter(loader))
+        fashion[split] = {"images": len(loader.dataset), "batches": len(loader), "x": [tuple(x.shape), str(x.dtype)],
+                          "y": [tuple(y.shape), str(y.dtype)]}
+    canvases = multimnist_data.multimnist_splits()
+    multi = {}
+    for split in ("train", "val", "test"):
+        dataset = multimnist_data.as_tensor_dataset(getattr(canvases, split))
+        x, left, right = dataset[0]
+        multi[split] = {"canvases": len(dataset), "x": [tuple(x.shape), str(x.dtype)], "labels": [int(left), int(right)]}
+    return {"fashion": fashion, "multimnist": multi}
+
+
+DATA_CHECK = DataCheckConfig()

@@ -42,20 +42,34 @@ def side_by_side(originals: np.ndarray, permuted: np.ndarray, n: int = 6) -> Fig
     return fig
 
 
-def learning_curves(runs: Mapping[str, dict], title: str, smooth: int = 100, loss_ylim: tuple[float, float] = (0.0, 1.2),
-                    acc_ylim: tuple[float, float] = (75.0, 95.0)) -> Figure:
+def _diverged(result: dict) -> bool:
+    """A run whose final validation accuracy is near chance (10 classes): shown in an inset, not on the main scale."""
+    return result["history"]["epochs"]["val"]["acc"][-1] < 0.2
+
+
+def _fit(ax, values: list[np.ndarray], pad: float = 0.05) -> None:
+    """Y limits that contain every plotted value, with a margin."""
+    v = np.concatenate([np.asarray(x, dtype=float).ravel() for x in values])
+    v = v[np.isfinite(v)]
+    lo, hi = v.min(), v.max()
+    ax.set_ylim(lo - pad * (hi - lo), hi + pad * (hi - lo))
+
+
+def learning_curves(runs: Mapping[str, dict], title: str, smooth: int = 100) -> Figure:
     """One model, several optimisers: loss against steps (top), loss and accuracy against epochs (bottom).
 
     Top: the training loss of every step (a `smooth`-step moving average) and the validation loss
     at the end of each epoch (dots). Bottom: train (dashed) and validation (solid) per epoch.
-    `runs` maps a label (the optimiser) to a cached result. A run whose curves fall outside the
-    axes (a diverged one) is named in its panel with its final values.
+    `runs` maps a label (the optimiser) to a cached result. Losses are on a log axis, so a diverged
+    run stays visible beside the others; accuracy axes fit the runs that learned, and an inset shows
+    every run, diverged ones included, on the full 0–100% scale.
     """
     fig = plt.figure(figsize=(11, 7.2))
     grid = fig.add_gridspec(2, 2, height_ratios=(1, 1))
     ax_step = fig.add_subplot(grid[0, :])
     ax_loss, ax_acc = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
-    off_scale = []
+    inset = ax_acc.inset_axes([0.62, 0.08, 0.35, 0.35])
+    learned_acc = []
     for i, (label, result) in enumerate(runs.items()):
         color = f"C{i}"
         hist = result["history"]
@@ -68,17 +82,23 @@ def learning_curves(runs: Mapping[str, dict], title: str, smooth: int = 100, los
         ax_step.plot(epochs * steps_per_epoch, val_loss, color=color, ls="none", marker="o", ms=4, label=f"{label}: val")
         ax_loss.plot(epochs, hist["epochs"]["train"]["loss"], color=color, ls="--", lw=1)
         ax_loss.plot(epochs, val_loss, color=color, lw=1.5, marker=".", label=label)
-        ax_acc.plot(epochs, 100 * np.asarray(hist["epochs"]["train"]["acc"]), color=color, ls="--", lw=1)
-        ax_acc.plot(epochs, 100 * np.asarray(hist["epochs"]["val"]["acc"]), color=color, lw=1.5, marker=".", label=label)
-        if np.nanmin(val_loss) > loss_ylim[1]:
-            off_scale.append(f"{label}: val loss {val_loss[-1]:.2f}, val acc {100 * hist['epochs']['val']['acc'][-1]:.1f}% (off scale)")
-    ax_step.set(xlabel="step (mini-batch)", ylabel="cross-entropy", ylim=loss_ylim,
+        accs = [100 * np.asarray(hist["epochs"][split]["acc"]) for split in ("train", "val")]
+        for acc, ls in zip(accs, ("--", "-")):
+            inset.plot(epochs, acc, color=color, ls=ls, lw=1)
+            if not _diverged(result):
+                ax_acc.plot(epochs, acc, color=color, ls=ls, lw=1.5 if ls == "-" else 1, marker="." if ls == "-" else None, label=label if ls == "-" else None)
+        if not _diverged(result):
+            learned_acc += accs
+    ax_step.set(xlabel="step (mini-batch)", ylabel="cross-entropy (log scale)", yscale="log",
                 title=f"loss against steps: training ({smooth}-step moving average) and validation (dots, end of each epoch)")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", ylim=loss_ylim, title="loss per epoch (dashed: train, solid: val)")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", ylim=acc_ylim, title="accuracy per epoch (dashed: train, solid: val)")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy (log scale)", yscale="log", title="loss per epoch (dashed: train, solid: val)")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy per epoch, runs that learned (dashed: train, solid: val)")
+    _fit(ax_acc, learned_acc)
+    inset.set(ylim=(0, 100), title="all runs, 0–100%", xticks=[], yticks=[0, 50, 100])
+    inset.title.set_fontsize(7)
+    inset.tick_params(labelsize=6)
     ax_step.legend(fontsize=7, ncol=len(runs), loc="upper right")
-    if off_scale:
-        ax_acc.text(0.02, 0.03, "\n".join(off_scale), transform=ax_acc.transAxes, fontsize=7, va="bottom")
+    ax_acc.legend(fontsize=7, loc="upper left")
     for ax in (ax_step, ax_loss, ax_acc):
         ax.grid(alpha=0.3)
     fig.suptitle(title)

@@ -12,25 +12,43 @@ import re
 import numpy as np
 import pandas as pd
 
-from . import experiments, registry
+from . import experiments, registry, stats
 from .experiments import FashionConfig
 
 
 def load(config) -> dict:
-    """The cached result of the experiment with this config (its runner is looked up by name)."""
-    func, registered = registry.lookup(config.name)
-    return func(registered)
+    """The current cached result of the experiment with this config (found by config, never by position)."""
+    exp, registered = registry.find(config)
+    return exp(registered)
 
 
-def fashion(model: str, optimizer_index: int, permuted: bool = False) -> dict:
-    """A Part 2 run: `optimizer_index` indexes `experiments.OPTIMIZERS` (0 SGD, 1 Nesterov, 2 Adam 0.01, 3 Adam 1)."""
-    return load(FashionConfig(model=model, permuted=permuted, **experiments.OPTIMIZERS[optimizer_index]))
+def fashion(model: str, optimizer: str, permuted: bool = False) -> dict:
+    """A Part 2 run by model ('mlp', 'cnn') and optimiser name ('sgd', 'nesterov', 'adam', 'adam-lr1')."""
+    return load(experiments.fashion_config(model, optimizer, permuted))
 
 
 def fashion_runs(model: str) -> dict[str, dict]:
     """The four optimiser runs of one model, keyed by a readable optimiser label."""
     configs = [c for c in experiments.FASHION if c.model == model]
     return {c.optimizer_label: load(c) for c in configs}
+
+
+def correct(result: dict, split: str = "test", head: int | None = None, key: str | None = None) -> np.ndarray:
+    """Per-image correctness (boolean array) of a cached run on `split`, from its stored predictions."""
+    predicted, truth = result["predictions"][key or split], result["labels"][split]
+    if head is not None:
+        predicted, truth = predicted[head], truth[head]
+    return predicted == truth
+
+
+def acc_ci(result: dict, split: str = "test", head: int | None = None, key: str | None = None) -> str:
+    """'87.65% [87.0, 88.3]': accuracy with its 95% Wilson interval."""
+    return str(stats.accuracy(correct(result, split, head, key)))
+
+
+def compare(a: dict, b: dict, name_a: str, name_b: str, split: str = "test", head_a=None, head_b=None) -> str:
+    """Prose verdict of an exact McNemar test between two runs on the same images."""
+    return stats.paired(correct(a, split, head_a), correct(b, split, head_b)).verdict(name_a, name_b)
 
 
 def pct(x: float, digits: int = 1) -> str:
@@ -57,8 +75,14 @@ def _row(config: FashionConfig, result: dict) -> dict:
         "best val acc (epoch)": f"{100 * val_acc.max():.2f}% ({int(val_acc.argmax()) + 1})",
         "test loss": result["final"]["test"]["loss"],
         "test acc": result["final"]["test"]["acc"],
+        "test acc 95% CI": "[{:.1f}, {:.1f}]".format(*(100 * v for v in _interval(result))),
         "time (s)": result["meta"]["wall_time_s"],
     }
+
+
+def _interval(result: dict, split: str = "test") -> tuple[float, float]:
+    a = stats.accuracy(correct(result, split))
+    return a.low, a.high
 
 
 def fashion_table(configs=None) -> pd.DataFrame:
@@ -126,20 +150,34 @@ def parameter_table(sizes: dict[str, int]) -> str:
 
 
 def provenance_table() -> str:
-    """Markdown table: every cached experiment with its wall time, device, threads and torch version."""
+    """Markdown table: every cached experiment with its training time, machine and library versions."""
     rows = []
-    for name, (func, config) in registry.by_name().items():
-        meta = func(config).get("meta", {})
+    for name, (exp, config) in registry.by_name().items():
+        meta = exp.read_meta(config) or {}
+        machine = meta.get("machine", {})
         rows.append({"experiment": name, "time (s)": f"{meta['wall_time_s']:.0f}" if "wall_time_s" in meta else "-",
-                     "device": meta.get("device", "-"), "threads": meta.get("threads", "-"), "torch": meta.get("torch", "-")})
+                     "device": machine.get("gpu") or machine.get("device", "-"),
+                     "CPU (ISA)": f"{machine.get('cpu', '-')} ({machine.get('isa', '-')})",
+                     "torch": meta.get("versions", {}).get("torch", "-")})
     return markdown_table(pd.DataFrame(rows))
 
 
+def machines() -> list[str]:
+    """The distinct machines the cache was computed on, as 'CPU (ISA, bf16 units)'."""
+    seen = []
+    for exp, config in registry.all_experiments():
+        m = (exp.read_meta(config) or {}).get("machine", {})
+        label = f"{m.get('cpu', '?')} ({m.get('isa', '?')}, bf16 units: {m.get('bf16_units', '?')})"
+        if label not in seen:
+            seen.append(label)
+    return seen
+
+
 def multimnist_sweep() -> dict[str, dict]:
-    """The MultiMNIST learning-rate runs, keyed by name."""
+    """The MultiMNIST learning-rate runs, keyed by run name."""
     from . import multimnist
 
-    return {c.name: load(c) for c in multimnist.SWEEP}
+    return {multimnist.run_multimnist.name(c): load(c) for c in multimnist.SWEEP}
 
 
 def multimnist_table(sweep: dict[str, dict]) -> str:
@@ -149,24 +187,54 @@ def multimnist_table(sweep: dict[str, dict]) -> str:
         v = r["final"]["val"]
         rows.append({"run": name, "lr": f"{r['config']['lr']:g}", "val acc left": pct(v["acc_left"], 2),
                      "val acc right": pct(v["acc_right"], 2), "val both right": pct(v["acc_all"], 2),
+                     "both right 95% CI": "[{:.1f}, {:.1f}]".format(*(100 * x for x in _both_interval(r, "val"))),
                      "val loss": num(v["loss"]), "time (s)": f"{r['meta']['wall_time_s']:.0f}"})
     return markdown_table(pd.DataFrame(rows))
 
 
+def both_right(result: dict, split: str) -> np.ndarray:
+    """Per-canvas: are both digits right?"""
+    return (result["predictions"][split] == result["labels"][split]).all(0)
+
+
+def _both_interval(result: dict, split: str) -> tuple[float, float]:
+    a = stats.accuracy(both_right(result, split))
+    return a.low, a.high
+
+
 def multimnist_final_table(result: dict) -> str:
-    """Markdown: loss and accuracy per task (and both right) of one run, on train (last epoch), val and test."""
+    """Markdown: loss and accuracy (with 95% intervals) per task and both right, on train (last epoch), val and test."""
     last = {k: v[-1] for k, v in result["history"]["epochs"]["train"].items()}
-    rows = []
-    for split, m in (("train (last epoch)", last), ("validation", result["final"]["val"]), ("test", result["final"]["test"])):
-        rows.append({"split": split, "loss left": num(m["loss_left"]), "acc left": pct(m["acc_left"], 2),
-                     "loss right": num(m["loss_right"]), "acc right": pct(m["acc_right"], 2), "both right": pct(m["acc_all"], 2)})
+    rows = [{"split": "train (last epoch)", "loss left": num(last["loss_left"]), "acc left": pct(last["acc_left"], 2),
+             "loss right": num(last["loss_right"]), "acc right": pct(last["acc_right"], 2), "both right": pct(last["acc_all"], 2)}]
+    for split, label in (("val", "validation"), ("test", "test")):
+        m = result["final"][split]
+        rows.append({"split": label, "loss left": num(m["loss_left"]), "acc left": acc_ci(result, split, 0),
+                     "loss right": num(m["loss_right"]), "acc right": acc_ci(result, split, 1),
+                     "both right": str(stats.accuracy(both_right(result, split)))})
     return markdown_table(pd.DataFrame(rows))
 
 
-def bonus_ablation() -> dict[str, dict]:
+def top_multimnist_confusions(result: dict, split: str = "test", k: int = 3) -> dict[str, list[tuple[int, int, int]]]:
+    """Each head's k most frequent (true, predicted, count) mistakes."""
+    out = {}
+    for h, head in enumerate(("left", "right")):
+        cm = np.zeros((10, 10), dtype=np.int64)
+        np.add.at(cm, (result["labels"][split][h], result["predictions"][split][h]), 1)
+        np.fill_diagonal(cm, 0)
+        flat = np.argsort(cm, axis=None, kind="stable")[::-1][:k]
+        out[head] = [(int(t), int(p), int(cm[t, p])) for t, p in (np.unravel_index(i, cm.shape) for i in flat)]
+    return out
+
+
+def bonus_runs() -> dict[str, list[dict]]:
+    """The bonus ablation: step label → its runs (one per seed)."""
     from . import bonus
 
-    return {c.name: load(c) for c in bonus.ABLATION}
+    steps: dict[str, list[dict]] = {}
+    for c in bonus.RUNS:
+        steps.setdefault(c.label, []).append(load(c))
+    return steps
 
 
 def bonus_final() -> dict:
@@ -175,25 +243,32 @@ def bonus_final() -> dict:
     return load(bonus.FINAL)
 
 
-def bonus_table(ablation: dict[str, dict], baseline: dict) -> str:
-    """Markdown: the ablation ladder, validation accuracy after each added decision (and TTA)."""
-    rows = [{"step": "Part 2 CNN, SGD+Nesterov 0.01, 20 epochs", "val acc": pct(baseline["final"]["val"]["acc"], 2),
-             "+ flip TTA": "-", "epochs": 20, "params": f"{baseline['meta']['num_parameters']:,}",
-             "time (s)": f"{baseline['meta']['wall_time_s']:.0f}"}]
-    for name, r in ablation.items():
-        rows.append({"step": name, "val acc": pct(r["final"]["val"]["acc"], 2), "+ flip TTA": pct(r["final"]["val_tta"]["acc"], 2),
+def _seeds(values) -> str:
+    return stats.mean_sd(values) if len(values) > 1 else pct(values[0], 2)
+
+
+def bonus_table(steps: dict[str, list[dict]], baseline: dict) -> str:
+    """Markdown: validation accuracy of each ablation step (mean ± sd over seeds where there are several), with and without flip averaging."""
+    rows = [{"step": "Part 2 CNN (SGD + Nesterov)", "changes": "-", "seeds": 1, "val acc": pct(baseline["final"]["val"]["acc"], 2),
+             "with flip averaging": "-", "epochs": 20, "params": f"{baseline['meta']['num_parameters']:,}",
+             "time per run (s)": f"{baseline['meta']['wall_time_s']:.0f}"}]
+    for label, runs in steps.items():
+        r = runs[0]
+        rows.append({"step": label, "changes": BONUS_CHANGES.get(label, ""), "seeds": len(runs),
+                     "val acc": _seeds([x["final"]["val"]["acc"] for x in runs]),
+                     "with flip averaging": _seeds([x["final"]["val_tta"]["acc"] for x in runs]),
                      "epochs": r["config"]["epochs"], "params": f"{r['meta']['num_parameters']:,}",
-                     "time (s)": f"{r['meta']['wall_time_s']:.0f}"})
+                     "time per run (s)": f"{np.mean([x['meta']['wall_time_s'] for x in runs]):.0f}"})
     return markdown_table(pd.DataFrame(rows))
 
 
-def bonus_verdict(test_acc: float, target: float = 0.935, stretch: float = 0.945) -> str:
-    """How the test accuracy compares with the issue's target and stretch goal, in words."""
-    if test_acc >= stretch:
-        return f"above both our target ({pct(target)}) and our stretch goal ({pct(stretch)})"
-    if test_acc >= target:
-        return f"above our target of {pct(target)}, below our stretch goal of {pct(stretch)}"
-    return f"{100 * (target - test_acc):.1f} points short of our target of {pct(target)}"
+# What each bonus step changes with respect to the step above it (for the table).
+BONUS_CHANGES = {
+    "bn-cnn": "5 conv layers with BatchNorm, batch 128, 15 epochs, bf16",
+    "onecycle-wd": "one-cycle schedule to lr 0.1, weight decay 5e-4",
+    "crop-flip": "random crops (±2 px) and horizontal flips",
+    "erasing-smoothing": "random erasing (p = 0.5) and label smoothing 0.1",
+}
 
 
 def class_accuracy(confusion: np.ndarray) -> np.ndarray:
@@ -209,16 +284,6 @@ def top_confusions(confusion: np.ndarray, classes, k: int = 5) -> pd.DataFrame:
     pairs = [np.unravel_index(i, off.shape) for i in flat]
     return pd.DataFrame([{"true": classes[t], "predicted": classes[p], "count": int(off[t, p]),
                           "share of true class": pct(off[t, p] / confusion[t].sum(), 1)} for t, p in pairs])
-
-
-def adam_lr1_gap(from_epoch: int = 1) -> float:
-    """Largest difference between the MLP's and the CNN's validation losses under Adam(lr=1), from `from_epoch` on.
-
-    If every hidden unit is dead, each network outputs its last bias whatever the input, and with
-    the same batches Adam moves both biases identically: the gap is then at rounding level.
-    """
-    mlp, cnn = (np.asarray(fashion(m, 3)["history"]["epochs"]["val"]["loss"]) for m in ("mlp", "cnn"))
-    return float(np.max(np.abs(mlp - cnn)[from_epoch - 1:]))
 
 
 def multimnist_analysis() -> dict:
@@ -243,6 +308,11 @@ def join_names(names) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
+def dead_units() -> dict:
+    """Live ReLU units of the Adam(lr=1) runs per layer and split, and the classes they predict."""
+    return load(experiments.DEAD_UNITS)
+
+
 def single_task_runs() -> dict[str, dict]:
     """The one-digit baselines, keyed by task ('left', 'right')."""
     from . import multimnist
@@ -263,10 +333,32 @@ def sharing_table(multi: dict, single: dict[str, dict]) -> str:
     return markdown_table(pd.DataFrame(rows))
 
 
-def cnn_wins() -> str:
-    """'k/3': for how many of the three non-diverged optimisers the CNN beats the MLP on both val and test accuracy."""
-    wins = 0
-    for i in range(3):
-        mlp, cnn = fashion("mlp", i)["final"], fashion("cnn", i)["final"]
-        wins += all(cnn[s]["acc"] > mlp[s]["acc"] for s in ("val", "test"))
-    return f"{wins}/3"
+def source(*objects) -> str:
+    """The source code of package functions or classes, as a fenced Markdown block (shown, never copied)."""
+    import inspect
+
+    return "```python\n" + "\n\n".join(inspect.getsource(getattr(o, "__wrapped__", o)).rstrip() for o in objects) + "\n```\n"
+
+
+def data_check() -> dict:
+    from . import gallery
+
+    return load(gallery.DATA_CHECK)
+
+
+def splits_table(check: dict) -> str:
+    """Markdown: each FashionMNIST split's size, batches, and one batch's shape and type."""
+    rows = [{"split": k, "images": f"{v['images']:,}", "batches of 64": v["batches"], "x batch": f"{tuple(v['x'][0])} {v['x'][1]}",
+             "y batch": f"{tuple(v['y'][0])} {v['y'][1]}"} for k, v in check["fashion"].items()]
+    return markdown_table(pd.DataFrame(rows))
+
+
+def live_units_table(dead: dict) -> str:
+    """Markdown: per ReLU layer of each Adam(lr=1) model, how many units fire on at least one image of each split."""
+    names = {"mlp": ["hidden 1", "hidden 2"], "cnn": ["conv1", "conv2", "conv3"]}
+    rows = []
+    for model, per_split in dead.items():
+        for i, layer in enumerate(names[model]):
+            rows.append({"model": model.upper(), "layer": layer,
+                         **{split: "{}/{}".format(*per_split[split][i]) for split in ("train", "val", "test")}})
+    return markdown_table(pd.DataFrame(rows))

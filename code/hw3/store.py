@@ -93,8 +93,11 @@ def non_default_fields(config: Any) -> dict[str, Any]:
 def _name_part(field_name: str, value: Any, required: bool) -> str:
     if isinstance(value, bool):
         return field_name if value else f"no-{field_name}"
-    if isinstance(value, (int, float)):
-        return f"{field_name}{value:g}"
+    if isinstance(value, int):
+        return f"{field_name}{value}"
+    if isinstance(value, float):  # short (`lr0.01`), unless that would merge two values (`:g` keeps 6 digits)
+        short = f"{value:g}"
+        return f"{field_name}{short if float(short) == value else repr(value)}"
     if isinstance(value, str):
         return value if required else f"{field_name}-{value}"
     return f"{field_name}-{joblib.hash(value)[:8]}"  # tuples of configs and the like
@@ -175,9 +178,9 @@ class Experiment:
         return list(self.depends_on(config))
 
     # fingerprint ----------------------------------------------------------------------------
-    def code_fingerprint(self, config: Any) -> tuple[dict[str, str], dict[str, str]]:
+    def code_fingerprint(self, config: Any, known_fields: Any = None) -> tuple[dict[str, str], dict[str, str]]:
         roots = [self.func, type(config), *self.code_for(config)]
-        return fingerprint.closure(roots, fingerprint.source_root(self.func))
+        return fingerprint.closure(roots, fingerprint.source_root(self.func), known_fields)
 
     def read_meta(self, config: Any) -> dict | None:
         try:
@@ -194,6 +197,16 @@ class Experiment:
         if meta.get("key") != self.key(config):
             return Status("missing", ["the cache folder holds a different config"])
         code, constants = self.code_fingerprint(config)
+        notes = []
+        changed = [(current, k) for current, stored in ((code, meta["code"]), (constants, meta["constants"]))
+                   for k in current if k in stored and stored[k] != current[k]]
+        if changed:  # a config class (or a constant of configs) that only gained defaulted fields is the same
+            lenient = dict(zip(("code", "constants"), self.code_fingerprint(config, _field_names(meta.get("config")))))
+            for current, k in changed:
+                kind = "code" if current is code else "constants"
+                if lenient[kind].get(k) == meta[kind][k]:
+                    current[k] = meta[kind][k]
+                    notes.append(f"{k.replace(':', '.')} has new defaulted fields")
         reasons = _diff("code", meta["code"], code) + _diff("constants", meta["constants"], constants)
         root = data_dir()
         for rel, stored in sorted(meta["data"].items()):
@@ -208,7 +221,6 @@ class Experiment:
                 reasons.append(f"upstream {name} is {up.state} ({up})")
             elif recorded is None or recorded["output"] != (exp.read_meta(cfg) or {}).get("output_hash"):
                 reasons.append(f"upstream {name} changed")
-        notes = []
         now_versions = fingerprint.versions()
         version_diff = [f"{k} {v} (now {now_versions.get(k)})" for k, v in meta["versions"].items() if now_versions.get(k) != v]
         if version_diff:
@@ -233,8 +245,9 @@ class Experiment:
         try:
             return joblib.load(self.folder(config) / OUTPUT)
         except Exception as exc:  # a truncated or corrupt file: say which entry, and how to mend it
+            # Its status still reads 'cached' (the meta is fine), so a plain `run` would skip it: --force.
             raise CacheMissError(f"experiment '{name}': its cache entry is unreadable ({type(exc).__name__}: {exc}). "
-                                 f"Recompute it with `python -m hw3 run {name}`.") from exc
+                                 f"Recompute it with `python -m hw3 run {name} --force`.") from exc
 
     # computing ------------------------------------------------------------------------------
     def compute(self, config: Any, settings: RunSettings | None = None) -> Any:
@@ -297,6 +310,15 @@ def experiment(prefix: str, depends: Callable[[Any], list] | None = None, code: 
     def wrap(func: Callable) -> Experiment:
         return Experiment(func, prefix, depends, code)
     return wrap
+
+
+def _field_names(config: Any) -> set[str]:
+    """Every key of the stored (JSON) config, nested configs included: the fields it was computed with."""
+    if isinstance(config, dict):
+        return set(config).union(*(_field_names(v) for v in config.values()))
+    if isinstance(config, list):
+        return set().union(*(_field_names(v) for v in config))
+    return set()
 
 
 def _device_of(output: Any, settings: RunSettings) -> str:
