@@ -37,7 +37,7 @@ test: $(STAMP)  ## run the test suite (the report executes from cache/, in cache
 	$(PY) -m pytest
 
 bench: $(STAMP)  ## throughput of our engine against the conventional DataLoader pipeline
-	$(PY) -m hw3.bench
+	$(PY) benchmarks/bench.py
 
 clean:  ## remove rendered outputs (keeps .venv and cache/)
 	rm -rf _output .quarto report_files report.quarto_ipynb

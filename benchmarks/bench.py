@@ -1,12 +1,14 @@
 """Benchmarks: our training engine against the conventional torchvision pipeline, and the report's timings.
 
-    python -m hw3.bench [--steps 300] [--skip-parallel] [--skip-report]
+    python benchmarks/bench.py [--steps 300] [--skip-parallel] [--skip-report]   (`make bench`)
 
 (a) conventional: torchvision dataset with per-sample ToTensor()/Normalize (for MultiMNIST, a
     Dataset that builds each canvas with make_new_sample), DataLoader(batch_size=64, shuffle=True).
 (b) ours: tensors prepared once and kept in memory, index batches (hw3.data.TensorBatches),
     channels-last conv nets (hw3.train).
-Both train the same model with the same optimiser for the same number of steps. The figures
+Both train the same model with the same optimiser for the same number of steps. Then: fp32
+against bf16 autocast (`train.fit(..., precision="bf16")`) for each model, which pays only on CPUs
+with bf16 units (the CPU and its units are printed), and the evaluation batch size. The figures
 are printed, never asserted: timing depends on the machine.
 """
 
@@ -15,13 +17,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import platform
 import time
 
 import torch
 import torch.nn.functional as F
 
-from . import data, models, multimnist, train
+from hw3 import data, fingerprint, models, multimnist_data, train
+from hw3.paths import PROJECT_ROOT, data_dir
 
 
 def _steps_per_second(model, batches, steps: int, channels_last: bool, heads: int, repeats: int = 3) -> float:
@@ -70,7 +72,7 @@ class _CanvasDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         (a, ya), (b, yb) = self.mnist[int(self.left[i])], self.mnist[int(self.right[i])]
-        canvas = multimnist.make_new_sample(self.transform(a), self.transform(b))
+        canvas = multimnist_data.make_new_sample(self.transform(a), self.transform(b))
         return canvas, ya, yb
 
 
@@ -78,16 +80,16 @@ def _pipelines(name: str):
     """(model factory, conventional batches, our batches, heads) for 'mlp', 'cnn' or 'multimnist'."""
     from torchvision import datasets, transforms
 
-    root = str(data.data_dir())
+    root = str(data_dir())
     if name in ("mlp", "cnn"):
         splits = data.image_splits("FashionMNIST")
         tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((splits.mean,), (splits.std,))])
         conventional = torch.utils.data.DataLoader(datasets.FashionMNIST(root, train=True, transform=tf), batch_size=64, shuffle=True)
         ours = data.TensorBatches(splits.train, 64, shuffle=True)
         return {"mlp": models.MLP, "cnn": models.CNN}[name], conventional, ours, 1
-    splits = multimnist.multimnist_splits()
+    splits = multimnist_data.multimnist_splits()
     mnist = datasets.MNIST(root, train=True)
-    left, right = multimnist.random_pairs(len(mnist), 0)
+    left, right = multimnist_data.random_pairs(len(mnist), 0)
     conventional = torch.utils.data.DataLoader(_CanvasDataset(mnist, left, right, transforms.ToTensor()), batch_size=64, shuffle=True)
     ours = data.TensorBatches((data.to_float(splits.train[0]), splits.train[1], splits.train[2]), 64, shuffle=True)
     return models.MultiMNISTNet, conventional, ours, 2
@@ -102,7 +104,7 @@ def _measure(name: str, pipeline: str, channels_last: bool, steps: int, threads:
     out.put(64 * _steps_per_second(factory(), batches, steps, channels_last=channels_last, heads=heads))
 
 
-def _in_fresh_processes(target, args_list: list[tuple]) -> list[float]:
+def _in_fresh_processes(target, args_list: list[tuple]) -> float:
     """Run `target(*args, queue)` in one spawned process per args (concurrently) and sum their rates.
 
     Every measurement gets a fresh interpreter, so no pipeline inherits another's memory, threads
@@ -133,6 +135,45 @@ def throughput(steps: int, threads: int) -> list[dict]:
     return rows
 
 
+def _fit_inputs(name: str):
+    """(model factory, training tensors, heads) of our engine for 'mlp', 'cnn', 'multimnist' or 'bonus'."""
+    if name == "multimnist":
+        sets, _ = multimnist_data.prepared(0, torch.device("cpu"))
+        return models.MultiMNISTNet, sets["train"], multimnist_data.HEADS
+    factory = {"mlp": models.MLP, "cnn": models.CNN, "bonus": lambda: models.BonusCNN(16)}[name]
+    return factory, data.image_splits("FashionMNIST").train, ("label",)
+
+
+def _measure_precision(name: str, precision: str, steps: int, threads: int, out, repeats: int = 3) -> None:
+    """Subprocess body: samples/s of `train.fit` (our engine, batch 64, no evaluation) in fp32 or bf16 autocast."""
+    torch.set_num_threads(threads)
+    factory, tensors, heads = _fit_inputs(name)
+    torch.manual_seed(0)
+    model = factory()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+
+    def run(n: int) -> float:
+        subset = tuple(t[:n] for t in tensors)
+        start = time.perf_counter()
+        train.fit(model, opt, subset, epochs=1, batch_size=64, seed=0, heads=heads, precision=precision)
+        return len(subset[0]) / (time.perf_counter() - start)
+
+    run(64 * 10)  # warm-up: 10 steps
+    out.put(max(run(64 * steps) for _ in range(repeats)))
+
+
+def precision_ratios(steps: int, threads: int) -> list[dict]:
+    """Training samples/s in fp32 and in bf16 autocast, per model, each in a fresh process."""
+    rows = []
+    for name in ("mlp", "cnn", "multimnist", "bonus"):
+        fp32 = _in_fresh_processes(_measure_precision, [(name, "fp32", steps, threads)])
+        bf16 = _in_fresh_processes(_measure_precision, [(name, "bf16", steps, threads)])
+        rows.append({"model": name, "fp32": fp32, "bf16": bf16, "ratio": bf16 / fp32})
+        label = "bonus CNN" if name == "bonus" else name
+        print(f"  {label:11} fp32 {fp32:9.0f} samples/s   bf16 {bf16:9.0f} samples/s   bf16/fp32 {bf16 / fp32:5.2f}×", flush=True)
+    return rows
+
+
 def eval_batches(batch_sizes=(64, 256, 2048)) -> None:
     """Samples/s of `train.evaluate` (inference mode) on the 10k validation images, per evaluation batch size."""
     splits = data.image_splits("FashionMNIST")
@@ -150,9 +191,9 @@ def eval_batches(batch_sizes=(64, 256, 2048)) -> None:
 
 def workload() -> dict[str, int]:
     """Training samples each model processes over all the report's Part 2 and Part 3 experiments."""
-    from . import registry
-    from .experiments import FashionConfig
-    from .multimnist import MultiMNISTConfig, SingleTaskConfig
+    from hw3 import registry
+    from hw3.experiments import FashionConfig
+    from hw3.multimnist import MultiMNISTConfig, SingleTaskConfig
 
     totals = {"mlp": 0, "cnn": 0, "multimnist": 0}
     for _, config in registry.all_experiments():
@@ -181,8 +222,7 @@ def report_timings() -> None:
     import sys
     import tempfile
 
-    from . import registry
-    from .paths import PROJECT_ROOT
+    from hw3 import registry
 
     tools = PROJECT_ROOT / "tools"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tools), os.environ.get("PYTHONPATH")]))}
@@ -195,20 +235,20 @@ def report_timings() -> None:
         print(f"  report execution to a notebook, warm cache, including kernel start: {total:.1f} s")
     else:
         print(f"  report execution failed: {proc.stderr.strip()[-500:]}")
-    runs = [func(config).get("meta", {}) for func, config in registry.all_experiments()]
-    seconds = sum(m.get("wall_time_s", 0.0) for m in runs)
+    metas = [exp.read_meta(config) or {} for exp, config in registry.all_experiments()]  # meta.json only: never computes
+    seconds = sum(m.get("wall_time_s", 0.0) for m in metas)
     print(f"  cold recompute: the cached experiments took {seconds / 60:.1f} min of worker time in total "
           f"(run in parallel by `make results`; its wall-clock total is printed at the end of that command)")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hw3.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per pipeline and repeat (best of 3, after 10 warm-up steps)")
     parser.add_argument("--skip-parallel", action="store_true")
     parser.add_argument("--skip-report", action="store_true")
     args = parser.parse_args(argv)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"machine: {platform.processor() or platform.machine()}, {cores} cores, torch {torch.__version__}, "
+    print(f"machine: {fingerprint.cpu_model()}, {cores} cores, torch {torch.__version__}, "
           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}; threads {torch.get_num_threads()}")
     print(f"training throughput, batch 64, {args.steps} steps (a: conventional DataLoader, b: our engine):")
     rows = throughput(args.steps, torch.get_num_threads())
@@ -218,7 +258,11 @@ def main(argv=None) -> int:
     time_b = sum(n / by_model[m]["ours"] for m, n in weights.items())
     print(f"  the report's Part 2 + Part 3 training workload ({', '.join(f'{m}: {n / 1e6:.1f}M samples' for m, n in weights.items())}): "
           f"{time_a / 60:.1f} min conventional, {time_b / 60:.1f} min ours, ratio {time_a / time_b:.2f}× (single process)")
-    print("evaluation batch size:")
+    print(f"training precision, batch 64, {args.steps} steps (our engine; bf16 = autocast, `precision=\"bf16\"`):")
+    print(f"  CPU: {fingerprint.cpu_model()}; bf16 units: {fingerprint.cpu_bf16_units()} "
+          f"(bf16 pays only with amx_bf16 or avx512_bf16; without them expect a ratio below 1)")
+    precision_ratios(args.steps, torch.get_num_threads())
+    print("evaluation batch size (CNN, fp32, inference mode):")
     eval_batches()
     if not args.skip_parallel and cores > 1:
         print(f"parallel workers (our engine, {args.steps} steps each):")
