@@ -319,6 +319,24 @@ def test_predictions_use_eval_mode_and_restore_the_mode(start_in_train_mode):
     assert model.training == start_in_train_mode, "predictions must restore the model's train/eval mode"
 
 
+@pytest.mark.parametrize("use", ["evaluate", "predictions"])
+def test_a_conv_model_evaluated_before_training_can_still_be_trained(use):
+    """evaluate/predictions put conv nets in channels-last layout inside inference mode; the weights must stay
+    ordinary tensors, or the model can never be trained afterwards (e.g. accuracy before training, then fit)."""
+    from hw3.models import CNN
+
+    torch.manual_seed(0)
+    model = CNN()
+    x, y = torch.randn(6, 1, 28, 28), torch.arange(6)
+    if use == "evaluate":
+        train.evaluate(model, (x, y))
+    else:
+        train.predictions(model, x)
+    assert not any(p.is_inference() for p in model.parameters()), f"{use} turned the weights into inference tensors"
+    history = train.fit(model, torch.optim.SGD(model.parameters(), lr=0.01), (x, y), epochs=1, batch_size=3, seed=0)
+    assert np.isfinite(history.step_loss).all(), f"the model must train after {use}"
+
+
 # --------------------------------------------------------------------------- test-time flip averaging
 
 

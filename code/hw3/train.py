@@ -37,7 +37,10 @@ def _channels_last(model: nn.Module) -> bool:
     """Put conv nets in channels-last layout: on CPU their convolutions run ~2× faster (see `hw3.bench`)."""
     if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
         return False
-    model.to(memory_format=torch.channels_last)
+    # evaluate/predictions run in inference mode, where converted weights would become inference
+    # tensors that autograd refuses: training the model afterwards would fail.
+    with torch.inference_mode(False):
+        model.to(memory_format=torch.channels_last)
     return True
 
 
