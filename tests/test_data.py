@@ -81,7 +81,6 @@ def test_load_raw_real_data(fashion_dir):
     assert set(labels.unique().tolist()) == set(range(10))
     test_images, test_labels = load_raw("FashionMNIST", False)
     assert test_images.shape == (10_000, 28, 28) and test_labels.shape == (10_000,)
-    assert load_raw("FashionMNIST", True)[0] is images  # read once per process
 
 
 @pytest.mark.needs_data
@@ -343,6 +342,27 @@ def synthetic(tmp_path, monkeypatch) -> Path:
     raw = write_idx_set(tmp_path / "data")
     monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "data"))
     return raw
+
+
+def test_load_raw_reads_the_files_once_per_process(synthetic):
+    """A second load_raw of the same split does not go back to the disk: the files can even be gone."""
+    images, labels = load_raw("FashionMNIST", True)
+    for path in synthetic.iterdir():
+        path.unlink()
+    again, again_labels = load_raw("FashionMNIST", True)
+    assert torch.equal(again, images) and torch.equal(again_labels, labels), "the second load_raw must not read the files again"
+
+
+def test_load_raw_reads_the_folder_of_the_current_data_dir(tmp_path, monkeypatch):
+    """Pointing HW3_DATA_DIR elsewhere loads the other folder's files, not the ones read before."""
+    first, second = write_idx_set(tmp_path / "a", seed=1), write_idx_set(tmp_path / "b", seed=2)
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "a"))
+    a = load_raw("FashionMNIST", True)[0]
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "b"))
+    b = load_raw("FashionMNIST", True)[0]
+    assert not torch.equal(a, b), "load_raw must follow HW3_DATA_DIR"
+    assert np.array_equal(b.numpy().ravel(), np.frombuffer((second / "train-images-idx3-ubyte").read_bytes()[16:], dtype=np.uint8))
+    assert first != second
 
 
 def test_synthetic_idx_files_load(synthetic):
