@@ -93,3 +93,17 @@ def test_unknown_optimizer_or_schedule_is_a_clear_error(field, value, match):
     config = bonus.BonusConfig(label="t", width=2, **{field: value})
     with pytest.raises(ValueError, match=match):
         bonus._optimizer(config, models.BonusCNN(width=2), steps_per_epoch=1)
+
+
+def test_sgd_is_nesterov_momentum_0_9_on_every_parameter():
+    """Two steps with a constant gradient g: Nesterov momentum 0.9 moves p by lr·(1.9 + 2.71)·g (plain momentum: 2.9)."""
+    model = models.BonusCNN(width=2)
+    config = bonus.BonusConfig(label="t", width=2, lr=0.01, weight_decay=0.0)
+    optimizer, _ = bonus._optimizer(config, model, steps_per_epoch=10)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for _ in range(2):
+        for p in model.parameters():
+            p.grad = torch.ones_like(p)
+        optimizer.step()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p, before[name] - 0.01 * 4.61, msg=lambda m, name=name: f"{name}: not updated by SGD(lr, momentum=0.9, nesterov=True). {m}")

@@ -52,8 +52,49 @@ def test_split_is_random_not_a_slice():
 
 @pytest.mark.parametrize("n_val", [0, -1, 100, 150])
 def test_split_rejects_bad_sizes(n_val):
-    with pytest.raises(ValueError, match="n_val"):
+    with pytest.raises(ValueError, match="n_val must be between 1 and n − 1 = 99"):
         train_val_indices(100, n_val)
+
+
+@pytest.mark.parametrize("n_val", [1, 99])
+def test_split_accepts_the_extreme_sizes(n_val):
+    train_idx, val_idx = train_val_indices(100, n_val)
+    assert len(val_idx) == n_val and len(train_idx) == 100 - n_val
+
+
+def test_split_defaults_are_the_homeworks_50k_10k_with_seed_0():
+    train_idx, val_idx = train_val_indices()
+    assert (len(train_idx), len(val_idx)) == (50_000, 10_000)
+    assert torch.equal(val_idx, train_val_indices(60_000, 10_000, 0)[1]), "the default seed is 0"
+
+
+def test_to_float_maps_bytes_to_the_unit_interval():
+    images = torch.tensor([[[0, 51], [255, 128]]], dtype=torch.uint8)
+    x = hw3.data.to_float(images)
+    assert x.shape == (1, 1, 2, 2) and x.dtype == torch.float32
+    assert x[0, 0, 0, 0] == 0.0 and x[0, 0, 1, 0] == 1.0 and x[0, 0, 0, 1] == pytest.approx(0.2), "ToTensor divides by 255"
+
+
+def test_reachable_tries_each_mirror_on_its_port_with_a_timeout(monkeypatch):
+    calls = []
+
+    def connect(address, timeout=None):
+        calls.append((address, timeout))
+        if address[0] != "good.example":
+            raise OSError("unreachable")
+
+        class Conn:
+            def close(self):
+                pass
+
+        return Conn()
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    assert hw3.data._reachable(["https://bad.example/a", "http://bad2.example/b", "http://good.example:8080/c"])
+    assert [a for a, _ in calls] == [("bad.example", 443), ("bad2.example", 80), ("good.example", 8080)], "https→443, http→80, explicit port kept, next mirror after a failure"
+    assert all(t == hw3.data.NETWORK_TIMEOUT_S for _, t in calls), "every attempt has the short timeout"
+    calls.clear()
+    assert not hw3.data._reachable(["https://bad.example/a"])
 
 
 # --------------------------------------------------------------------------- the real data
@@ -202,6 +243,21 @@ def test_permutation_wrong_size_names_expected_size(shape):
 def test_permutation_rejects_non_tensors(img):
     with pytest.raises(TypeError, match="expects a tensor"):
         RandomPermutation(784)(img)
+
+
+def test_permutation_of_one_feature_is_the_identity():
+    x = torch.randn(3, 1, 1, 1)
+    assert torch.equal(RandomPermutation(1)(x), x)
+
+
+def test_permutation_acts_on_each_channel_alike():
+    """With several channels, each channel's pixels are scrambled by the same permutation."""
+    perm = RandomPermutation(16, seed=0)
+    x = torch.randn(2, 3, 4, 4)
+    out = perm(x)
+    for c in range(3):
+        assert torch.equal(out[:, c], perm(x[:, c])), f"channel {c}"
+    assert torch.equal(perm.inverse(out), x)
 
 
 @pytest.mark.parametrize("n", [0, -5])

@@ -54,8 +54,25 @@ def test_wrong_shapes_are_clear_errors(shape):
 
 
 def test_non_tensor_is_a_type_error():
-    with pytest.raises(TypeError, match="x1"):
+    with pytest.raises(TypeError, match="^x1 must be a torch.Tensor, got list"):
         make_new_sample([[0.0] * 28] * 28, torch.zeros(28, 28))
+    with pytest.raises(TypeError, match="^x2 must be a torch.Tensor, got list"):
+        make_new_samples(torch.zeros(28, 28), [[0.0] * 28] * 28)
+
+
+@pytest.mark.parametrize("fn", [make_new_sample, make_new_samples])
+def test_shape_errors_name_the_argument(fn):
+    with pytest.raises(ValueError, match="^x1 must be a 28×28"):
+        fn(torch.zeros(27, 28), torch.zeros(28, 28))
+    with pytest.raises(ValueError, match="^x2 must be"):
+        fn(torch.zeros(28, 28), torch.zeros(27, 28))
+
+
+def test_the_canvas_has_the_left_digits_dtype():
+    x1, x2 = (digit(255.0, 1)).to(torch.uint8), digit(200.0, 2)
+    canvas = make_new_sample(x1, x2)
+    assert canvas.dtype == torch.uint8, "make_new_sample converts the right digit to the left digit's dtype"
+    assert torch.equal(canvas[28:, 8:], x2[20:].to(torch.uint8))
 
 
 def test_batched_version_matches_the_per_sample_function():
