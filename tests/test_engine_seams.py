@@ -441,3 +441,34 @@ def test_objective_rejects_a_wrong_number_of_heads(n_logits, n_targets):
     z, t = torch.randn(4, 10), torch.randint(0, 10, (4,))
     with pytest.raises(ValueError, match="expected 2 heads"):
         train.Objective(HEADS2)((z,) * n_logits, (t,) * n_targets)
+
+
+# --------------------------------------------------------------------------- memory layout (a speed choice, not a numerical one)
+
+
+class LayoutSpy(nn.Module):
+    """Records whether each input arrives in channels-last layout; optionally has a convolution."""
+
+    def __init__(self, conv: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1) if conv else None
+        self.lin = nn.Linear(2 * 4 * 4, 3)
+        self.channels_last_inputs: list[bool] = []
+
+    def forward(self, x):
+        self.channels_last_inputs.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+        return self.lin((self.conv(x) if self.conv is not None else x).flatten(1))
+
+
+@pytest.mark.parametrize("conv", [True, False])
+def test_conv_nets_train_and_evaluate_in_channels_last_layout(conv):
+    """Conv nets get channels-last weights and inputs in fit, evaluate and predictions; other nets are left alone."""
+    torch.manual_seed(0)
+    model = LayoutSpy(conv)
+    x, y = torch.randn(8, 2, 4, 4), torch.randint(0, 3, (8,))  # two channels: with one, both layouts coincide
+    train.fit(model, torch.optim.SGD(model.parameters(), lr=0.01), (x, y), epochs=1, batch_size=4, seed=0, evals={"val": (x, y)})
+    train.predictions(model, x, batch_size=4)
+    assert model.channels_last_inputs == [conv] * 5, "conv nets see channels-last batches (fit, evaluate, predictions), others their input as is"
+    if conv:
+        assert model.conv.weight.is_contiguous(memory_format=torch.channels_last) and not model.conv.weight.is_contiguous(), \
+            "fit puts a conv net's weights in channels-last layout"

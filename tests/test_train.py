@@ -243,6 +243,7 @@ def test_evaluate_does_not_depend_on_batch_size_and_restores_mode():
 def test_pick_device():
     assert train.pick_device("cpu") == torch.device("cpu")
     assert train.pick_device(None).type in ("cpu", "cuda")
+    assert train.pick_device("") == train.pick_device("auto") == train.pick_device(None), "'' and 'auto' mean the default device"
     if not torch.cuda.is_available():
         assert train.pick_device("auto") == torch.device("cpu")
         with pytest.raises(ValueError, match="CUDA is not available"):
