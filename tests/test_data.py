@@ -487,3 +487,36 @@ def test_fixing_the_file_after_an_error_works_without_restart(synthetic):
         load_raw("FashionMNIST", True)
     path.write_bytes(good)
     assert load_raw("FashionMNIST", True)[0].shape == (20, 28, 28)  # errors are not cached
+
+
+def test_image_splits_on_synthetic_files(tmp_path, monkeypatch):
+    """image_splits on small synthetic IDX files (10,050 training images): the 10k validation split, statistics of the
+    training part only, every set normalised with them, labels aligned, and the seeds honoured."""
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    train_images, test_images = rng.integers(0, 256, (10_050, 28, 28)), rng.integers(0, 128, (7, 28, 28))
+    train_labels, test_labels = rng.integers(0, 10, 10_050), rng.integers(0, 10, 7)
+    for name, array in (("train-images-idx3-ubyte", train_images), ("train-labels-idx1-ubyte", train_labels),
+                        ("t10k-images-idx3-ubyte", test_images), ("t10k-labels-idx1-ubyte", test_labels)):
+        (raw / name).write_bytes(idx_bytes(array))
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "data"))
+
+    splits = image_splits("FashionMNIST", split_seed=3)
+    train_idx, val_idx = train_val_indices(10_050, 10_000, 3)
+    train_pixels = torch.from_numpy(train_images[train_idx.numpy()] / 255.0)
+    assert splits.mean == pytest.approx(train_pixels.mean().item(), rel=1e-5), "mean of the training part's pixels in [0, 1]"
+    assert splits.std == pytest.approx(train_pixels.std().item(), rel=1e-4), "std of the training part's pixels in [0, 1]"
+    for (x, y), images, labels in ((splits.train, train_images[train_idx.numpy()], train_labels[train_idx.numpy()]),
+                                   (splits.val, train_images[val_idx.numpy()], train_labels[val_idx.numpy()]),
+                                   (splits.test, test_images, test_labels)):
+        expected = (torch.from_numpy(images / 255.0).float()[:, None] - splits.mean) / splits.std
+        torch.testing.assert_close(x, expected, atol=1e-5, rtol=0, msg="every set is normalised with the training statistics")
+        assert torch.equal(y, torch.from_numpy(labels)), "labels stay aligned with their images"
+    assert splits.permutation is None
+
+    permuted = image_splits("FashionMNIST", permuted=True, split_seed=3, permutation_seed=5)
+    assert torch.equal(permuted.permutation.permutation, RandomPermutation(784, 5).permutation), "permutation_seed is honoured"
+    assert torch.equal(permuted.test[0], permuted.permutation(splits.test[0])), "the test set is permuted like the others"
+    other = image_splits("FashionMNIST", split_seed=4)
+    assert not torch.equal(other.val[1], splits.val[1]) or not torch.equal(other.val[0], splits.val[0]), "split_seed is honoured"
