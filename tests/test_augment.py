@@ -138,3 +138,16 @@ def test_augmentation_applies_crop_flip_and_erasing_with_its_settings():
     assert ((erase == -5.0).flatten(1).any(1)).all(), "erasing=1.0 erases every image with the fill value"
     both = Augmentation(crop_padding=1, hflip=True, erasing=0.5)
     assert both.active and Augmentation(erasing=0.1).active and Augmentation(crop_padding=1).active and Augmentation(hflip=True).active
+
+
+def test_defaults_pad_with_zero_and_erase_half_the_images_with_small_boxes():
+    x = batch(400) + 1.0
+    cropped = random_crop(x, 2, gen())
+    assert ((cropped == 0).flatten(1).any(1)).any() and cropped.min() == 0, "random_crop pads with 0 by default"
+    out = random_erasing(x, gen())
+    erased = out == 0
+    hit = erased.flatten(1).any(1)
+    assert 140 < hit.sum() < 260, f"random_erasing erases about half the images by default (p=0.5), got {int(hit.sum())}/400"
+    rows = erased[:, 0].any(2).sum(1)
+    assert rows.max() <= 12, "by default an erased box is at most 0.4·28 (+1) rows high"
+    assert torch.equal(out[~erased], x[~erased]) and out.min() == 0, "random_erasing fills with 0 by default"

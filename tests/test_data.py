@@ -241,8 +241,22 @@ def test_permutation_wrong_size_names_expected_size(shape):
 
 @pytest.mark.parametrize("img", [np.zeros((1, 28, 28)), [[0.0] * 28] * 28, None])
 def test_permutation_rejects_non_tensors(img):
-    with pytest.raises(TypeError, match="expects a tensor"):
+    with pytest.raises(TypeError, match=f"expects a tensor .*got {type(img).__name__}$"):
         RandomPermutation(784)(img)
+
+
+def test_permutation_default_seed_is_0_and_inverse_takes_any_shape():
+    assert torch.equal(RandomPermutation(784).permutation, RandomPermutation(784, 0).permutation), "the default seed is 0"
+    perm, x = RandomPermutation(784, 1), torch.randn(1, 28, 28)
+    assert torch.equal(perm.inverse(perm(x)), x), "inverse undoes the permutation of a C×H×W image"
+    assert torch.equal(perm.inverse(perm(x[0])), x[0]), "inverse undoes the permutation of an H×W image"
+
+
+def test_unseeded_shuffled_batches_are_still_reproducible():
+    x = torch.arange(30)
+    a = [b[0].tolist() for b in TensorBatches((x,), 7, shuffle=True)]
+    torch.manual_seed(123)
+    assert a == [b[0].tolist() for b in TensorBatches((x,), 7, shuffle=True)], "without a generator the order is fixed, not global-RNG driven"
 
 
 def test_permutation_of_one_feature_is_the_identity():
@@ -342,6 +356,10 @@ def test_missing_data_offline_is_a_quick_clear_error(tmp_path, monkeypatch, offl
     for name in IDX_FILES:
         assert name in message
     assert "cannot be reached" in message and "HW3_DATA_DIR" in message
+    assert f"Expected the four IDX files {', '.join(IDX_FILES)} in {data / 'FashionMNIST' / 'raw'}." in message
+    assert "a folder that holds FashionMNIST/raw/" in message
+    from torchvision.datasets import FashionMNIST
+    assert f"the download mirrors ({', '.join(FashionMNIST.mirrors)})" in message
     assert offline, "the mirrors were not even tried"
     assert elapsed < 10, "hang guard"
     assert list(data.rglob("*")) == []  # nothing half-written left behind
@@ -364,6 +382,29 @@ def test_present_data_needs_no_network(tmp_path, monkeypatch, offline):
     assert hw3.data.download("FashionMNIST") == raw
     load_raw("FashionMNIST", True)
     assert offline == []
+
+
+def test_download_uses_the_given_root_over_the_data_dir(tmp_path, monkeypatch, offline):
+    raw = write_idx_set(tmp_path / "given")
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert hw3.data.download("FashionMNIST", tmp_path / "given") == raw
+    assert offline == [], "files present under the given root: no network needed"
+
+
+@pytest.mark.parametrize("header", [bytes([0, 0, 8, 1, 0, 0, 0, 0]), bytes([0, 0, 8, 3]) + bytes(4) + bytes([0, 0, 0, 28]) * 2])
+def test_empty_idx_files_are_valid(tmp_path, header):
+    """An IDX file with zero items is exactly its header: not truncated."""
+    path = tmp_path / "empty"
+    path.write_bytes(header)
+    hw3.data._check_idx(path)
+
+
+@pytest.mark.parametrize("magic", [bytes([1, 0, 8, 1]), bytes([0, 1, 8, 1])])
+def test_idx_magic_needs_two_zero_bytes(tmp_path, magic):
+    path = tmp_path / "bad"
+    path.write_bytes(magic + bytes([0, 0, 0, 0]))
+    with pytest.raises(DataError, match="bad magic"):
+        hw3.data._check_idx(path)
 
 
 def test_unknown_dataset_name(tmp_path, monkeypatch):
@@ -518,5 +559,8 @@ def test_image_splits_on_synthetic_files(tmp_path, monkeypatch):
     permuted = image_splits("FashionMNIST", permuted=True, split_seed=3, permutation_seed=5)
     assert torch.equal(permuted.permutation.permutation, RandomPermutation(784, 5).permutation), "permutation_seed is honoured"
     assert torch.equal(permuted.test[0], permuted.permutation(splits.test[0])), "the test set is permuted like the others"
+    default = image_splits()
+    assert torch.equal(default.val[0], image_splits("FashionMNIST", split_seed=0).val[0]), "defaults: FashionMNIST, split_seed 0"
+    assert not torch.equal(default.val[0], splits.val[0])
     other = image_splits("FashionMNIST", split_seed=4)
     assert not torch.equal(other.val[1], splits.val[1]) or not torch.equal(other.val[0], splits.val[0]), "split_seed is honoured"
