@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv report results test bench clean
+.PHONY: help venv report results test bench mutate clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test: $(STAMP)  ## run the test suite (the report executes from cache/, in cache
 
 bench: $(STAMP)  ## throughput of our engine against the conventional DataLoader pipeline
 	$(PY) benchmarks/bench.py
+
+mutate: $(STAMP)  ## mutation testing (mutmut, 1 worker) of the engine and selection logic; see README
+	$(PY) tools/mutate.py
 
 clean:  ## remove rendered outputs (keeps .venv and cache/)
 	rm -rf _output .quarto report_files report.quarto_ipynb

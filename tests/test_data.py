@@ -52,8 +52,49 @@ def test_split_is_random_not_a_slice():
 
 @pytest.mark.parametrize("n_val", [0, -1, 100, 150])
 def test_split_rejects_bad_sizes(n_val):
-    with pytest.raises(ValueError, match="n_val"):
+    with pytest.raises(ValueError, match="n_val must be between 1 and n − 1 = 99"):
         train_val_indices(100, n_val)
+
+
+@pytest.mark.parametrize("n_val", [1, 99])
+def test_split_accepts_the_extreme_sizes(n_val):
+    train_idx, val_idx = train_val_indices(100, n_val)
+    assert len(val_idx) == n_val and len(train_idx) == 100 - n_val
+
+
+def test_split_defaults_are_the_homeworks_50k_10k_with_seed_0():
+    train_idx, val_idx = train_val_indices()
+    assert (len(train_idx), len(val_idx)) == (50_000, 10_000)
+    assert torch.equal(val_idx, train_val_indices(60_000, 10_000, 0)[1]), "the default seed is 0"
+
+
+def test_to_float_maps_bytes_to_the_unit_interval():
+    images = torch.tensor([[[0, 51], [255, 128]]], dtype=torch.uint8)
+    x = hw3.data.to_float(images)
+    assert x.shape == (1, 1, 2, 2) and x.dtype == torch.float32
+    assert x[0, 0, 0, 0] == 0.0 and x[0, 0, 1, 0] == 1.0 and x[0, 0, 0, 1] == pytest.approx(0.2), "ToTensor divides by 255"
+
+
+def test_reachable_tries_each_mirror_on_its_port_with_a_timeout(monkeypatch):
+    calls = []
+
+    def connect(address, timeout=None):
+        calls.append((address, timeout))
+        if address[0] != "good.example":
+            raise OSError("unreachable")
+
+        class Conn:
+            def close(self):
+                pass
+
+        return Conn()
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    assert hw3.data._reachable(["https://bad.example/a", "http://bad2.example/b", "http://good.example:8080/c"])
+    assert [a for a, _ in calls] == [("bad.example", 443), ("bad2.example", 80), ("good.example", 8080)], "https→443, http→80, explicit port kept, next mirror after a failure"
+    assert all(t == hw3.data.NETWORK_TIMEOUT_S for _, t in calls), "every attempt has the short timeout"
+    calls.clear()
+    assert not hw3.data._reachable(["https://bad.example/a"])
 
 
 # --------------------------------------------------------------------------- the real data
@@ -81,7 +122,6 @@ def test_load_raw_real_data(fashion_dir):
     assert set(labels.unique().tolist()) == set(range(10))
     test_images, test_labels = load_raw("FashionMNIST", False)
     assert test_images.shape == (10_000, 28, 28) and test_labels.shape == (10_000,)
-    assert load_raw("FashionMNIST", True)[0] is images  # read once per process
 
 
 @pytest.mark.needs_data
@@ -201,8 +241,37 @@ def test_permutation_wrong_size_names_expected_size(shape):
 
 @pytest.mark.parametrize("img", [np.zeros((1, 28, 28)), [[0.0] * 28] * 28, None])
 def test_permutation_rejects_non_tensors(img):
-    with pytest.raises(TypeError, match="expects a tensor"):
+    with pytest.raises(TypeError, match=f"expects a tensor .*got {type(img).__name__}$"):
         RandomPermutation(784)(img)
+
+
+def test_permutation_default_seed_is_0_and_inverse_takes_any_shape():
+    assert torch.equal(RandomPermutation(784).permutation, RandomPermutation(784, 0).permutation), "the default seed is 0"
+    perm, x = RandomPermutation(784, 1), torch.randn(1, 28, 28)
+    assert torch.equal(perm.inverse(perm(x)), x), "inverse undoes the permutation of a C×H×W image"
+    assert torch.equal(perm.inverse(perm(x[0])), x[0]), "inverse undoes the permutation of an H×W image"
+
+
+def test_unseeded_shuffled_batches_are_still_reproducible():
+    x = torch.arange(30)
+    a = [b[0].tolist() for b in TensorBatches((x,), 7, shuffle=True)]
+    torch.manual_seed(123)
+    assert a == [b[0].tolist() for b in TensorBatches((x,), 7, shuffle=True)], "without a generator the order is fixed, not global-RNG driven"
+
+
+def test_permutation_of_one_feature_is_the_identity():
+    x = torch.randn(3, 1, 1, 1)
+    assert torch.equal(RandomPermutation(1)(x), x)
+
+
+def test_permutation_acts_on_each_channel_alike():
+    """With several channels, each channel's pixels are scrambled by the same permutation."""
+    perm = RandomPermutation(16, seed=0)
+    x = torch.randn(2, 3, 4, 4)
+    out = perm(x)
+    for c in range(3):
+        assert torch.equal(out[:, c], perm(x[:, c])), f"channel {c}"
+    assert torch.equal(perm.inverse(out), x)
 
 
 @pytest.mark.parametrize("n", [0, -5])
@@ -287,6 +356,10 @@ def test_missing_data_offline_is_a_quick_clear_error(tmp_path, monkeypatch, offl
     for name in IDX_FILES:
         assert name in message
     assert "cannot be reached" in message and "HW3_DATA_DIR" in message
+    assert f"Expected the four IDX files {', '.join(IDX_FILES)} in {data / 'FashionMNIST' / 'raw'}." in message
+    assert "a folder that holds FashionMNIST/raw/" in message
+    from torchvision.datasets import FashionMNIST
+    assert f"the download mirrors ({', '.join(FashionMNIST.mirrors)})" in message
     assert offline, "the mirrors were not even tried"
     assert elapsed < 10, "hang guard"
     assert list(data.rglob("*")) == []  # nothing half-written left behind
@@ -309,6 +382,29 @@ def test_present_data_needs_no_network(tmp_path, monkeypatch, offline):
     assert hw3.data.download("FashionMNIST") == raw
     load_raw("FashionMNIST", True)
     assert offline == []
+
+
+def test_download_uses_the_given_root_over_the_data_dir(tmp_path, monkeypatch, offline):
+    raw = write_idx_set(tmp_path / "given")
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert hw3.data.download("FashionMNIST", tmp_path / "given") == raw
+    assert offline == [], "files present under the given root: no network needed"
+
+
+@pytest.mark.parametrize("header", [bytes([0, 0, 8, 1, 0, 0, 0, 0]), bytes([0, 0, 8, 3]) + bytes(4) + bytes([0, 0, 0, 28]) * 2])
+def test_empty_idx_files_are_valid(tmp_path, header):
+    """An IDX file with zero items is exactly its header: not truncated."""
+    path = tmp_path / "empty"
+    path.write_bytes(header)
+    hw3.data._check_idx(path)
+
+
+@pytest.mark.parametrize("magic", [bytes([1, 0, 8, 1]), bytes([0, 1, 8, 1])])
+def test_idx_magic_needs_two_zero_bytes(tmp_path, magic):
+    path = tmp_path / "bad"
+    path.write_bytes(magic + bytes([0, 0, 0, 0]))
+    with pytest.raises(DataError, match="bad magic"):
+        hw3.data._check_idx(path)
 
 
 def test_unknown_dataset_name(tmp_path, monkeypatch):
@@ -343,6 +439,27 @@ def synthetic(tmp_path, monkeypatch) -> Path:
     raw = write_idx_set(tmp_path / "data")
     monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "data"))
     return raw
+
+
+def test_load_raw_reads_the_files_once_per_process(synthetic):
+    """A second load_raw of the same split does not go back to the disk: the files can even be gone."""
+    images, labels = load_raw("FashionMNIST", True)
+    for path in synthetic.iterdir():
+        path.unlink()
+    again, again_labels = load_raw("FashionMNIST", True)
+    assert torch.equal(again, images) and torch.equal(again_labels, labels), "the second load_raw must not read the files again"
+
+
+def test_load_raw_reads_the_folder_of_the_current_data_dir(tmp_path, monkeypatch):
+    """Pointing HW3_DATA_DIR elsewhere loads the other folder's files, not the ones read before."""
+    first, second = write_idx_set(tmp_path / "a", seed=1), write_idx_set(tmp_path / "b", seed=2)
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "a"))
+    a = load_raw("FashionMNIST", True)[0]
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "b"))
+    b = load_raw("FashionMNIST", True)[0]
+    assert not torch.equal(a, b), "load_raw must follow HW3_DATA_DIR"
+    assert np.array_equal(b.numpy().ravel(), np.frombuffer((second / "train-images-idx3-ubyte").read_bytes()[16:], dtype=np.uint8))
+    assert first != second
 
 
 def test_synthetic_idx_files_load(synthetic):
@@ -411,3 +528,39 @@ def test_fixing_the_file_after_an_error_works_without_restart(synthetic):
         load_raw("FashionMNIST", True)
     path.write_bytes(good)
     assert load_raw("FashionMNIST", True)[0].shape == (20, 28, 28)  # errors are not cached
+
+
+def test_image_splits_on_synthetic_files(tmp_path, monkeypatch):
+    """image_splits on small synthetic IDX files (10,050 training images): the 10k validation split, statistics of the
+    training part only, every set normalised with them, labels aligned, and the seeds honoured."""
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    train_images, test_images = rng.integers(0, 256, (10_050, 28, 28)), rng.integers(0, 128, (7, 28, 28))
+    train_labels, test_labels = rng.integers(0, 10, 10_050), rng.integers(0, 10, 7)
+    for name, array in (("train-images-idx3-ubyte", train_images), ("train-labels-idx1-ubyte", train_labels),
+                        ("t10k-images-idx3-ubyte", test_images), ("t10k-labels-idx1-ubyte", test_labels)):
+        (raw / name).write_bytes(idx_bytes(array))
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "data"))
+
+    splits = image_splits("FashionMNIST", split_seed=3)
+    train_idx, val_idx = train_val_indices(10_050, 10_000, 3)
+    train_pixels = torch.from_numpy(train_images[train_idx.numpy()] / 255.0)
+    assert splits.mean == pytest.approx(train_pixels.mean().item(), rel=1e-5), "mean of the training part's pixels in [0, 1]"
+    assert splits.std == pytest.approx(train_pixels.std().item(), rel=1e-4), "std of the training part's pixels in [0, 1]"
+    for (x, y), images, labels in ((splits.train, train_images[train_idx.numpy()], train_labels[train_idx.numpy()]),
+                                   (splits.val, train_images[val_idx.numpy()], train_labels[val_idx.numpy()]),
+                                   (splits.test, test_images, test_labels)):
+        expected = (torch.from_numpy(images / 255.0).float()[:, None] - splits.mean) / splits.std
+        torch.testing.assert_close(x, expected, atol=1e-5, rtol=0, msg="every set is normalised with the training statistics")
+        assert torch.equal(y, torch.from_numpy(labels)), "labels stay aligned with their images"
+    assert splits.permutation is None
+
+    permuted = image_splits("FashionMNIST", permuted=True, split_seed=3, permutation_seed=5)
+    assert torch.equal(permuted.permutation.permutation, RandomPermutation(784, 5).permutation), "permutation_seed is honoured"
+    assert torch.equal(permuted.test[0], permuted.permutation(splits.test[0])), "the test set is permuted like the others"
+    default = image_splits()
+    assert torch.equal(default.val[0], image_splits("FashionMNIST", split_seed=0).val[0]), "defaults: FashionMNIST, split_seed 0"
+    assert not torch.equal(default.val[0], splits.val[0])
+    other = image_splits("FashionMNIST", split_seed=4)
+    assert not torch.equal(other.val[1], splits.val[1]) or not torch.equal(other.val[0], splits.val[0]), "split_seed is honoured"

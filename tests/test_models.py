@@ -73,11 +73,17 @@ def test_bonus_cnn_variants():
     assert count_parameters(BonusCNN(width=16)) > count_parameters(BonusCNN(width=8))
 
 
-def test_bonus_cnn_dropout_is_off_in_eval_mode():
+def test_bonus_cnn_dropout_acts_in_train_mode_only():
     torch.manual_seed(0)
-    model = BonusCNN(width=4, dropout=0.5).eval()
+    model = BonusCNN(width=4, dropout=0.5)
     x = torch.randn(2, 1, 28, 28)
-    assert torch.equal(model(x), model(x))
+    model.train()
+    assert not torch.equal(model(x), model(x)), "dropout=0.5 must randomise the train-mode output"
+    model.eval()
+    assert torch.equal(model(x), model(x)), "the eval-mode output must be deterministic"
+    model = BonusCNN(width=4, dropout=0.0).train()
+    model.features.eval()  # BatchNorm aside, no dropout means no randomness
+    assert torch.equal(model(x), model(x)), "dropout=0 must not randomise the output"
 
 
 @pytest.mark.parametrize("model, expected", [(MLP, 89_610), (CNN, 29_066), (MultiMNISTNet, 42_350)])
@@ -92,10 +98,13 @@ def test_count_parameters_skips_frozen():
     assert count_parameters(model) == 89_610 - (784 * 100 + 100)
 
 
-def test_models_are_seeded_by_the_caller():
-    torch.manual_seed(3)
-    a = CNN()
-    torch.manual_seed(3)
-    b = CNN()
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        assert torch.equal(pa, pb)
+@pytest.mark.parametrize("make", [MLP, CNN, MultiMNISTNet, BonusCNN])
+def test_models_are_seeded_by_the_caller(make):
+    """The initial weights follow the caller's torch seed: same seed, same weights; another seed, other weights."""
+    def weights(seed):
+        torch.manual_seed(seed)
+        return [p.detach().clone() for p in make().parameters()]
+
+    a, b, c = weights(3), weights(3), weights(4)
+    assert all(torch.equal(pa, pb) for pa, pb in zip(a, b)), "same seed must give the same initial weights"
+    assert not all(torch.equal(pa, pc) for pa, pc in zip(a, c)), "another seed must give other initial weights"
