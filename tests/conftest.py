@@ -81,7 +81,7 @@ def private_cache(request, tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def subprocess_env(private_cache) -> dict[str, str]:
-    """Environment for a child Python that imports `hw3` and the helpers in tests/ (e.g. cached_toy)."""
+    """Environment for a child Python that imports `hw3` and the helpers in tests/ (e.g. runner_toy)."""
     env = dict(os.environ)
     paths = [str(TESTS_DIR), str(REPO_ROOT / "code")]
     if env.get("PYTHONPATH"):
