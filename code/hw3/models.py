@@ -49,8 +49,8 @@ class CNN(nn.Module):
 class MultiMNISTNet(nn.Module):
     """Shared conv encoder with one linear head per digit (left = top-left, right = bottom-right).
 
-    The encoder ends in ReLU after its Linear(720, 50): the seed figure is ambiguous, and without
-    a nonlinearity the encoder's last layer and each head would collapse into one linear map.
+    The encoder ends in ReLU after its Linear(720, 50): the assignment's figure leaves it open, and
+    without a nonlinearity the encoder's last layer and each head would collapse into one linear map.
     """
 
     def __init__(self, num_classes: int = 10, latent: int = 50):

@@ -12,7 +12,7 @@ Run = tuple[Experiment, Any]
 
 def all_experiments() -> list[Run]:
     runs: list[Run] = [(gallery.run_gallery, gallery.GALLERY), (gallery.run_data_check, gallery.DATA_CHECK)]
-    runs += [(experiments.run_fashion, c) for c in experiments.FASHION + experiments.PERMUTED]
+    runs += [(experiments.run_fashion, c) for c in experiments.FASHION + experiments.PERMUTED + experiments.MLP_SEEDS]
     runs += [(experiments.run_dead_units, experiments.DEAD_UNITS)]
     runs += [(bonus.run_bonus, c) for c in bonus.RUNS]
     runs += [(bonus.run_bonus_final, bonus.FINAL)]

@@ -48,7 +48,7 @@ class Paired:
 
     def verdict(self, a: str, b: str, alpha: float = 0.05) -> str:
         """Prose: which is better, or that the difference is within noise, with the test's numbers."""
-        detail = f"{self.a_only} against {self.b_only} discordant images, exact McNemar p = {_p(self.p_value)}"
+        detail = f"{self.a_only} against {self.b_only} discordant images, exact McNemar {_p(self.p_value)}"
         if self.p_value >= alpha:
             return f"{a} and {b} are within noise of each other ({detail})"
         better, worse = (a, b) if self.difference > 0 else (b, a)
@@ -56,7 +56,7 @@ class Paired:
 
 
 def _p(p: float) -> str:
-    return f"{p:.2g}" if p >= 1e-4 else "< 0.0001"
+    return f"p = {p:.2g}" if p >= 1e-4 else "p < 0.0001"
 
 
 def paired(correct_a: np.ndarray, correct_b: np.ndarray) -> Paired:
@@ -75,3 +75,14 @@ def mean_sd(values) -> str:
     v = 100 * np.asarray(values, dtype=float)
     sd = v.std(ddof=1) if len(v) > 1 else float("nan")
     return f"{v.mean():.2f} ± {sd:.2f}%"
+
+
+def seeds_differ(a, b, alpha: float = 0.05) -> str:
+    """Prose: do two sets of per-seed accuracies differ by more than seed noise? (Welch's t-test)."""
+    from scipy.stats import ttest_ind
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    p = float(ttest_ind(a, b, equal_var=False).pvalue)
+    diff = 100 * (a.mean() - b.mean())
+    verdict = "within seed noise" if p >= alpha else "larger than seed noise"
+    return f"a difference of {diff:+.2f} points, {verdict} (Welch's t-test over {len(a)} and {len(b)} seeds, {_p(p)})"
