@@ -88,3 +88,15 @@ def subprocess_env(private_cache) -> dict[str, str]:
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env  # HW3_CACHE_DIR / HW3_CACHE_ONLY as private_cache set them
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny-tensor tests: a thread pool only adds overhead, and the
+    machine is often shared with training jobs."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -20,12 +20,7 @@ from hw3 import train
 HEADS2 = ("left", "right")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared with training jobs
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small tensors, no thread pool
 
 
 # --------------------------------------------------------------------------- tiny models and data
@@ -319,10 +314,6 @@ def test_predictions_use_eval_mode_and_restore_the_mode(start_in_train_mode):
     assert model.training == start_in_train_mode, "predictions must restore the model's train/eval mode"
 
 
-# Known bug, found by this test: the fix (convert the layout with inference mode off in
-# `_channels_last`) changes code that every cached result reaches, so it lands with the next full
-# recompute. No experiment evaluates a conv net before training it, so no result is affected.
-@pytest.mark.xfail(strict=True, reason="known: evaluate/predictions on an untrained conv net make its weights inference tensors")
 @pytest.mark.parametrize("use", ["evaluate", "predictions"])
 def test_a_conv_model_evaluated_before_training_can_still_be_trained(use):
     """evaluate/predictions put conv nets in channels-last layout inside inference mode; the weights must stay

@@ -9,12 +9,7 @@ from torch import nn
 from hw3.models import CNN, MLP, BonusCNN, MultiMNISTNet, count_parameters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared with training jobs
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small tensors, no thread pool
 
 
 @pytest.mark.parametrize("n", [1, 5])

@@ -254,7 +254,7 @@ def dataloaders(splits: Splits, batch_size: int = 64, seed: int = 0) -> dict[str
     """torch DataLoaders over the prepared tensors: shuffled training batches, ordered validation and test.
 
     The training engine iterates `TensorBatches` instead (the same batches without collating one
-    sample at a time); these are the conventional loaders, for users and for the report's check.
+    sample at a time); these are the conventional loaders.
     """
     from torch.utils.data import DataLoader, TensorDataset
 

@@ -19,7 +19,8 @@ def image_grid(images: np.ndarray, titles: Sequence[str], ncols: int = 8, size: 
     """A grid of grey images with a title each."""
     n = len(images)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.25)), squeeze=False)
+    lines = max((str(t).count("\n") + 1 for t in titles), default=1)  # room for two-line titles
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.25 * lines)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, title in zip(axes.flat, images, titles):
@@ -129,7 +130,8 @@ def confusion_matrix(cm: np.ndarray, classes: Sequence[str]) -> Figure:
     """Row-normalised confusion matrix (rows: true class), with the counts written in the cells."""
     rates = cm / cm.sum(1, keepdims=True)
     fig, ax = plt.subplots(figsize=(7, 6))
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(classes)), classes, fontsize=8)
     ax.set(xlabel="predicted", ylabel="true")

@@ -64,18 +64,14 @@ def num(x: float, digits: int = 3) -> str:
 
 
 def _row(config: FashionConfig, result: dict) -> dict:
-    ep = result["history"]["epochs"]
-    val_acc = np.asarray(ep["val"]["acc"])
     return {
-        "model": config.model.upper() + (" (permuted)" if config.permuted else ""),
-        "optimizer": config.optimizer_label,
-        "train loss": ep["train"]["loss"][-1],
-        "val loss": result["final"]["val"]["loss"],
+        "model": config.model.upper() + (" perm." if config.permuted else ""),
+        "optimizer": config.optimizer_label.replace("SGD+Nesterov", "Nesterov"),
+        "train loss": result["history"]["epochs"]["train"]["loss"][-1],
         "val acc": result["final"]["val"]["acc"],
-        "best val acc (epoch)": f"{100 * val_acc.max():.2f}% ({int(val_acc.argmax()) + 1})",
         "test loss": result["final"]["test"]["loss"],
         "test acc": result["final"]["test"]["acc"],
-        "test acc 95% CI": "[{:.1f}, {:.1f}]".format(*(100 * v for v in _interval(result))),
+        "test 95% CI": "[{:.1f}, {:.1f}]".format(*(100 * v for v in _interval(result))),
         "time (s)": result["meta"]["wall_time_s"],
     }
 
@@ -326,10 +322,6 @@ def sharing_table(multi: dict, single: dict[str, dict]) -> str:
     for task, r in single.items():
         rows.append({"digit": task, "single-task val": pct(r["final"]["val"]["acc"], 2), "shared val": pct(multi["final"]["val"][f"acc_{task}"], 2),
                      "single-task test": pct(r["final"]["test"]["acc"], 2), "shared test": pct(multi["final"]["test"][f"acc_{task}"], 2)})
-    params_single = sum(r["meta"]["num_parameters"] for r in single.values())
-    time_single = sum(r["meta"]["wall_time_s"] for r in single.values())
-    rows.append({"digit": "cost", "single-task val": f"{params_single:,} parameters", "shared val": f"{multi['meta']['num_parameters']:,} parameters",
-                 "single-task test": f"{time_single:.0f} s training", "shared test": f"{multi['meta']['wall_time_s']:.0f} s training"})
     return markdown_table(pd.DataFrame(rows))
 
 
@@ -361,4 +353,10 @@ def live_units_table(dead: dict) -> str:
         for i, layer in enumerate(names[model]):
             rows.append({"model": model.upper(), "layer": layer,
                          **{split: "{}/{}".format(*per_split[split][i]) for split in ("train", "val", "test")}})
+    return markdown_table(pd.DataFrame(rows))
+
+
+def multimnist_sizes_table(check: dict) -> str:
+    """Markdown: canvases per MultiMNIST split and the shape and type of one canvas."""
+    rows = [{"split": k, "canvases": f"{v['canvases']:,}", "one image": f"{tuple(v['x'][0])} {v['x'][1]}"} for k, v in check.items()]
     return markdown_table(pd.DataFrame(rows))

@@ -48,7 +48,9 @@ class Paired:
 
     def verdict(self, a: str, b: str, alpha: float = 0.05) -> str:
         """Prose: which is better, or that the difference is within noise, with the test's numbers."""
-        detail = f"{self.a_only} against {self.b_only} discordant images, exact McNemar {_p(self.p_value)}"
+        # Counts in the order of the sentence: the first-named model's wins first.
+        first, second = (self.a_only, self.b_only) if self.difference >= 0 else (self.b_only, self.a_only)
+        detail = f"{first} against {second} discordant images, exact McNemar {_p(self.p_value)}"
         if self.p_value >= alpha:
             return f"{a} and {b} are within noise of each other ({detail})"
         better, worse = (a, b) if self.difference > 0 else (b, a)
@@ -71,10 +73,10 @@ def paired(correct_a: np.ndarray, correct_b: np.ndarray) -> Paired:
 
 
 def mean_sd(values) -> str:
-    """'93.10 ± 0.12%' (sample standard deviation over seeds) for accuracies in [0, 1]."""
+    """'93.10% ± 0.12 (sd)': mean and sample standard deviation over seeds, for accuracies in [0, 1]."""
     v = 100 * np.asarray(values, dtype=float)
     sd = v.std(ddof=1) if len(v) > 1 else float("nan")
-    return f"{v.mean():.2f} ± {sd:.2f}%"
+    return f"{v.mean():.2f}% ± {sd:.2f} (sd)"
 
 
 def seeds_differ(a, b, alpha: float = 0.05) -> str:

@@ -35,7 +35,10 @@ def _channels_last(model: nn.Module) -> bool:
     """Put conv nets in channels-last layout: on CPU their convolutions run ~2× faster (see `hw3.bench`)."""
     if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
         return False
-    model.to(memory_format=torch.channels_last)
+    # evaluate/predictions run in inference mode, where converted weights would become inference
+    # tensors that autograd refuses: training the model afterwards would fail.
+    with torch.inference_mode(False):
+        model.to(memory_format=torch.channels_last)
     return True
 
 
@@ -44,7 +47,10 @@ def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 def _as_heads(output: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    return (output,) if isinstance(output, torch.Tensor) else tuple(output)
+    """The model's logits as a tuple of heads, in at least float32: under bf16 autocast the losses
+    and softmaxes are computed in float32, and a float64 model keeps its float64 logits."""
+    heads = (output,) if isinstance(output, torch.Tensor) else tuple(output)
+    return tuple(z.float() if z.dtype in (torch.bfloat16, torch.float16) else z for z in heads)
 
 
 @dataclass
@@ -129,9 +135,9 @@ def evaluate(model: nn.Module, data: Tensors, heads: tuple[str, ...] = ("label",
     for batch in TensorBatches(data, batch_size, shuffle=False):
         x, targets = _layout(batch[0], cl), batch[1:]
         with autocast(x.device, precision):
-            logits = tuple(z.float() for z in _as_heads(model(x)))
+            logits = _as_heads(model(x))
             if tta_flip:  # average the softmax of the image and its mirror image
-                flipped = tuple(z.float() for z in _as_heads(model(x.flip(-1))))
+                flipped = _as_heads(model(x.flip(-1)))
                 logits = tuple(((z.softmax(1) + f.softmax(1)) / 2).log() for z, f in zip(logits, flipped))
         tally.add(logits, targets)
     model.train(was_training)
@@ -150,9 +156,9 @@ def predictions(model: nn.Module, x: torch.Tensor, batch_size: int | None = None
     for (xb,) in TensorBatches((x,), batch_size, shuffle=False):
         xb = _layout(xb, cl)
         with autocast(xb.device, precision):
-            p = [z.float().softmax(1) for z in _as_heads(model(xb))]
+            p = [z.softmax(1) for z in _as_heads(model(xb))]
             if tta_flip:
-                p = [(q + f.float().softmax(1)) / 2 for q, f in zip(p, _as_heads(model(xb.flip(-1))))]
+                p = [(q + f.softmax(1)) / 2 for q, f in zip(p, _as_heads(model(xb.flip(-1))))]
         out.append(torch.stack([q.argmax(1) for q in p]).cpu())
     model.train(was_training)
     classes = torch.cat(out, dim=1).to(torch.uint8).numpy()
@@ -203,7 +209,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train: Tensors, *, e
                 x = augment(x, augment_gen)
             x = _layout(x, cl)
             with autocast(device, precision):
-                logits = tuple(z.float() for z in _as_heads(model(x)))
+                logits = _as_heads(model(x))
                 loss = objective(logits, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
