@@ -77,3 +77,12 @@ def test_identical_classifiers_are_within_noise():
 def test_paired_test_rejects_different_image_sets():
     with pytest.raises(ValueError, match="same images"):
         stats.paired(np.ones(3, bool), np.ones(4, bool))
+
+
+def test_verdict_names_the_winner_with_its_own_count_first():
+    a = np.array([True] * 2 + [False] * 30 + [True] * 68)
+    b = np.array([False] * 2 + [True] * 30 + [True] * 68)
+    text = stats.paired(a, b).verdict("A", "B")
+    assert text.startswith("B is better than A") and "(30 against 2 discordant" in text, text
+    within = stats.paired(a[:40], a[:40]).verdict("A", "B")
+    assert within.startswith("A and B are within noise"), within

@@ -49,11 +49,11 @@ class Paired:
     def verdict(self, a: str, b: str, alpha: float = 0.05) -> str:
         """Prose: which is better, or that the difference is within noise, with the test's numbers."""
         # Counts in the order of the sentence: the first-named model's wins first.
-        first, second = (self.a_only, self.b_only) if self.difference >= 0 else (self.b_only, self.a_only)
-        detail = f"{first} against {second} discordant images, exact McNemar {_p(self.p_value)}"
         if self.p_value >= alpha:
+            detail = f"{self.a_only} against {self.b_only} discordant images, exact McNemar {_p(self.p_value)}"
             return f"{a} and {b} are within noise of each other ({detail})"
-        better, worse = (a, b) if self.difference > 0 else (b, a)
+        (better, wins), (worse, losses) = sorted(((a, self.a_only), (b, self.b_only)), key=lambda t: -t[1])
+        detail = f"{wins} against {losses} discordant images, exact McNemar {_p(self.p_value)}"
         return f"{better} is better than {worse} by {100 * abs(self.difference):.2f} points ({detail})"
 
 
