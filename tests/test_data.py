@@ -564,3 +564,15 @@ def test_image_splits_on_synthetic_files(tmp_path, monkeypatch):
     assert not torch.equal(default.val[0], splits.val[0])
     other = image_splits("FashionMNIST", split_seed=4)
     assert not torch.equal(other.val[1], splits.val[1]) or not torch.equal(other.val[0], splits.val[0]), "split_seed is honoured"
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "test"])
+def test_load_raw_records_the_files_it_depends_on_even_from_memory(synthetic, train):
+    from hw3.fingerprint import recording_data_files
+
+    load_raw("FashionMNIST", train)  # a first read, so that the second is served from memory
+    with recording_data_files() as files:
+        load_raw("FashionMNIST", train)
+    prefix = "train" if train else "t10k"
+    assert files == [synthetic / f"{prefix}-images-idx3-ubyte", synthetic / f"{prefix}-labels-idx1-ubyte"], \
+        "every experiment must record the data files it read, or a changed file would not make it stale"
