@@ -5,7 +5,9 @@
 (a) conventional: torchvision dataset with per-sample ToTensor()/Normalize (for MultiMNIST, a
     Dataset that builds each canvas with make_new_sample), DataLoader(batch_size=64, shuffle=True).
 (b) ours: tensors prepared once and kept in memory, index batches (hw3.data.TensorBatches),
-    channels-last conv nets (hw3.train).
+    channels-last conv nets (hw3.train), and freed memory kept in the process (hw3.allocator, as
+    `make results` workers do). The conventional pipeline is also timed with that allocator
+    setting, so the table shows how much of the ratio the setting alone buys.
 Both train the same model with the same optimiser for the same number of steps. Then: fp32
 against bf16 autocast (`train.fit(..., precision="bf16")`) for each model, which pays only on CPUs
 with bf16 units (the CPU and its units are printed), and the evaluation batch size. The figures
@@ -22,7 +24,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from hw3 import data, fingerprint, models, multimnist_data, train
+from hw3 import allocator, data, fingerprint, models, multimnist_data, train
 from hw3.paths import PROJECT_ROOT, data_dir
 
 
@@ -95,9 +97,11 @@ def _pipelines(name: str):
     return models.MultiMNISTNet, conventional, ours, 2
 
 
-def _measure(name: str, pipeline: str, channels_last: bool, steps: int, threads: int, out) -> None:
+def _measure(name: str, pipeline: str, channels_last: bool, steps: int, threads: int, keep_memory: bool, out) -> None:
     """Subprocess body: samples/s of one model on one pipeline ('conventional' or 'ours')."""
     torch.set_num_threads(threads)
+    if keep_memory:
+        allocator.keep_freed_memory()
     factory, conventional, ours, heads = _pipelines(name)
     torch.manual_seed(0)
     batches = conventional if pipeline == "conventional" else ours
@@ -125,12 +129,17 @@ def throughput(steps: int, threads: int) -> list[dict]:
     rows = []
     for name in ("mlp", "cnn", "multimnist"):
         conv = name != "mlp"
-        a = _in_fresh_processes(_measure, [(name, "conventional", False, steps, threads)])
-        b = _in_fresh_processes(_measure, [(name, "ours", conv, steps, threads)])
+        a = _in_fresh_processes(_measure, [(name, "conventional", False, steps, threads, False)])
+        b = _in_fresh_processes(_measure, [(name, "ours", conv, steps, threads, True)])
         rows.append({"model": name, "conventional": a, "ours": b, "ratio": b / a})
         print(f"  {name:11} conventional {a:9.0f} samples/s   ours {b:9.0f} samples/s   ratio {b / a:5.2f}×", flush=True)
+        # Each of our choices, measured by undoing it alone; and the allocator setting given to the conventional pipeline.
+        a_kept = _in_fresh_processes(_measure, [(name, "conventional", False, steps, threads, True)])
+        b_freed = _in_fresh_processes(_measure, [(name, "ours", conv, steps, threads, False)])
+        print(f"  {'':11} conventional with the allocator setting {a_kept:9.0f} samples/s   ours / that {b / a_kept:5.2f}×", flush=True)
+        print(f"  {'':11} ours without the allocator setting {b_freed:9.0f} samples/s   its speed-up {b / b_freed:5.2f}×", flush=True)
         if conv:  # the layout choice that hw3.train makes for conv nets, measured
-            c = _in_fresh_processes(_measure, [(name, "ours", False, steps, threads)])
+            c = _in_fresh_processes(_measure, [(name, "ours", False, steps, threads, True)])
             print(f"  {'':11} ours without channels-last {c:9.0f} samples/s   channels-last speed-up {b / c:5.2f}×", flush=True)
     return rows
 
@@ -140,13 +149,15 @@ def _fit_inputs(name: str):
     if name == "multimnist":
         sets, _ = multimnist_data.prepared(0, torch.device("cpu"))
         return models.MultiMNISTNet, sets["train"], multimnist_data.HEADS
-    factory = {"mlp": models.MLP, "cnn": models.CNN, "bonus": lambda: models.BonusCNN(16)}[name]
+    factory = {"mlp": models.MLP, "cnn": models.CNN, "bn-cnn": lambda: models.BonusCNN(16),
+               "wide": lambda: models.WideCNN(32)}[name]
     return factory, data.image_splits("FashionMNIST").train, ("label",)
 
 
 def _measure_precision(name: str, precision: str, steps: int, threads: int, out, repeats: int = 3) -> None:
     """Subprocess body: samples/s of `train.fit` (our engine, batch 64, no evaluation) in fp32 or bf16 autocast."""
     torch.set_num_threads(threads)
+    allocator.keep_freed_memory()
     factory, tensors, heads = _fit_inputs(name)
     torch.manual_seed(0)
     model = factory()
@@ -165,13 +176,34 @@ def _measure_precision(name: str, precision: str, steps: int, threads: int, out,
 def precision_ratios(steps: int, threads: int) -> list[dict]:
     """Training samples/s in fp32 and in bf16 autocast, per model, each in a fresh process."""
     rows = []
-    for name in ("mlp", "cnn", "multimnist", "bonus"):
+    for name in ("mlp", "cnn", "multimnist", "bn-cnn", "wide"):
         fp32 = _in_fresh_processes(_measure_precision, [(name, "fp32", steps, threads)])
         bf16 = _in_fresh_processes(_measure_precision, [(name, "bf16", steps, threads)])
         rows.append({"model": name, "fp32": fp32, "bf16": bf16, "ratio": bf16 / fp32})
-        label = "bonus CNN" if name == "bonus" else name
-        print(f"  {label:11} fp32 {fp32:9.0f} samples/s   bf16 {bf16:9.0f} samples/s   bf16/fp32 {bf16 / fp32:5.2f}×", flush=True)
+        label = {"bn-cnn": "bonus BN-CNN", "wide": "bonus wide"}.get(name, name)
+        print(f"  {label:12} fp32 {fp32:9.0f} samples/s   bf16 {bf16:9.0f} samples/s   bf16/fp32 {bf16 / fp32:5.2f}×", flush=True)
     return rows
+
+
+def bonus_recipe_epoch(threads: int, out) -> None:
+    """Subprocess body: seconds of one training epoch (50k images, augmentation, no evaluation) of
+    the bonus's last ablation step, with all the machine's threads: the budget check for one run."""
+    from hw3 import bonus
+    from hw3.augment import Augmentation
+
+    torch.set_num_threads(threads)
+    allocator.keep_freed_memory()
+    config = bonus.ABLATION[-1]
+    splits = data.image_splits("FashionMNIST")
+    torch.manual_seed(0)
+    model = bonus.build_model(config)
+    opt, sched = bonus._optimizer(config, model, -(-len(splits.train[0]) // config.batch_size))
+    fill = float(-splits.mean / splits.std)
+    augment = Augmentation(config.crop_padding, config.hflip, config.erasing, fill)
+    start = time.perf_counter()
+    train.fit(model, opt, splits.train, epochs=1, batch_size=config.batch_size, seed=0, augment=augment,
+              scheduler=sched, precision=config.precision)
+    out.put(time.perf_counter() - start)
 
 
 def eval_batches(batch_sizes=(64, 256, 2048)) -> None:
@@ -207,8 +239,8 @@ def workload() -> dict[str, int]:
 def parallel(steps: int, cores: int) -> None:
     """Aggregate samples/s: one process with `cores` threads against `cores` single-threaded processes."""
     for name in ("cnn", "multimnist"):
-        one = _in_fresh_processes(_measure, [(name, "ours", True, steps, cores)])
-        many = _in_fresh_processes(_measure, [(name, "ours", True, steps, 1)] * cores)
+        one = _in_fresh_processes(_measure, [(name, "ours", True, steps, cores, True)])
+        many = _in_fresh_processes(_measure, [(name, "ours", True, steps, 1, True)] * cores)
         print(f"  {name:11} 1 process × {cores} threads {one:8.0f} samples/s   {cores} processes × 1 thread {many:8.0f} samples/s   ratio {many / one:5.2f}×", flush=True)
 
 
@@ -262,6 +294,13 @@ def main(argv=None) -> int:
     print(f"  CPU: {fingerprint.cpu_model()}; bf16 units: {fingerprint.cpu_bf16_units()} "
           f"(bf16 pays only with amx_bf16 or avx512_bf16; without them expect a ratio below 1)")
     precision_ratios(args.steps, torch.get_num_threads())
+    from hw3 import bonus
+
+    last = bonus.ABLATION[-1]
+    seconds = _in_fresh_processes(bonus_recipe_epoch, [(torch.get_num_threads(),)])
+    print(f"bonus recipe '{last.label}' ({last.precision}, batch {last.batch_size}), one epoch of 50k images on "
+          f"{torch.get_num_threads()} threads: {seconds:.0f} s; its {last.epochs} epochs: {last.epochs * seconds / 60:.1f} min "
+          f"(plus one validation pass per epoch)", flush=True)
     print("evaluation batch size (CNN, fp32, inference mode):")
     eval_batches()
     if not args.skip_parallel and cores > 1:

@@ -6,6 +6,8 @@ weight decay, so the parameters that shrink are exactly the decayed ones.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -107,3 +109,38 @@ def test_sgd_is_nesterov_momentum_0_9_on_every_parameter():
         optimizer.step()
     for name, p in model.named_parameters():
         torch.testing.assert_close(p, before[name] - 0.01 * 4.61, msg=lambda m, name=name: f"{name}: not updated by SGD(lr, momentum=0.9, nesterov=True). {m}")
+
+
+@pytest.mark.parametrize("name, cls", [("bn-cnn", models.BonusCNN), ("wide", models.WideCNN)])
+def test_build_model_builds_the_network_the_config_names(name, cls):
+    config = bonus.BonusConfig(label="t", model=name, width=4, batchnorm=False, dropout=0.25)
+    model = bonus.build_model(config)
+    assert type(model) is cls, f"model={name!r} must build {cls.__name__}, got {type(model).__name__}"
+    assert min(m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)) == 4, "the width must be passed on"
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()), "batchnorm=False must be passed on"
+    assert [m.p for m in model.modules() if isinstance(m, nn.Dropout)] == [0.25], "the dropout must be passed on"
+
+
+def test_build_model_rejects_an_unknown_model_by_name():
+    with pytest.raises(ValueError, match="model must be one of .*'bn-cnn'.*'wide'.*got 'resnet'"):
+        bonus.build_model(bonus.BonusConfig(label="t", model="resnet"))
+
+
+def test_the_late_ablation_steps_each_change_one_thing():
+    """The wide step changes only the network, and the smoothing step only the label smoothing, so the
+    ablation can credit each to its change alone."""
+    step = {c.label: c for c in bonus.ABLATION}
+    crop_flip, wide, smoothing = step["crop-flip"], step["wide"], step["smoothing"]
+    assert wide.model == "wide" and crop_flip.model == "bn-cnn"
+    assert replace(wide, label=crop_flip.label, model=crop_flip.model, width=crop_flip.width) == crop_flip
+    assert smoothing.label_smoothing > 0 == wide.label_smoothing
+    assert replace(smoothing, label=wide.label, label_smoothing=0.0) == wide
+
+
+def test_every_step_from_crops_and_flips_on_has_three_seeds():
+    seeds = {}
+    for c in bonus.RUNS:
+        seeds.setdefault(c.label, []).append(c.seed)
+    assert [label for label in seeds] == [c.label for c in bonus.ABLATION], "every step is run, in ladder order"
+    assert seeds["bn-cnn"] == seeds["onecycle-wd"] == [0]
+    assert all(seeds[label] == [0, 1, 2] for label in ("crop-flip", "wide", "smoothing")), seeds

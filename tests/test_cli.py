@@ -210,3 +210,14 @@ def test_results_load_refuses_a_missing_entry_in_cache_only_mode(monkeypatch):
         results.load(config)
     with pytest.raises(KeyError, match="no registered experiment"):
         results.load(replace(config, lr=0.123))
+
+
+def test_machine_of_names_the_machine_that_computed_the_entry(fake_fashion):
+    from hw3 import fingerprint
+
+    sgd, _ = fake_fashion
+    label = results.machine_of(sgd)
+    assert label.startswith(fingerprint.cpu_model()) and f"bf16 units: {fingerprint.cpu_bf16_units()}" in label, label
+    assert label in results.machines()
+    with pytest.raises(KeyError, match="no registered experiment"):
+        results.machine_of(replace(sgd, lr=0.123))

@@ -66,7 +66,8 @@ CNN = replace(experiments.fashion_config("cnn", "adam"), epochs=1)
 PERMUTED = replace(experiments.PERMUTED[0], epochs=1)
 DEAD = experiments.DeadUnitsConfig(runs=tuple(replace(c, epochs=1) for c in experiments.DEAD_UNITS.runs))
 BONUS_BASE = replace(bonus.ABLATION[0], epochs=1, width=4, batch_size=56)
-BONUS_AUG = replace(bonus.ABLATION[-1], epochs=1, width=4, batch_size=56)  # onecycle, crop, flip, erasing, smoothing
+# The wide net with every option on: onecycle, crop, flip, erasing, label smoothing.
+BONUS_AUG = replace(bonus.ABLATION[-1], epochs=1, width=4, batch_size=56, erasing=0.5, label_smoothing=0.1)
 BONUS_FINAL = bonus.BonusFinalConfig(runs=(BONUS_BASE, BONUS_AUG), n_misclassified=3)
 MULTI = tuple(replace(c, epochs=1) for c in multimnist.SWEEP[:2])
 ANALYSIS = multimnist.AnalysisConfig(sweep=MULTI)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from hw3.models import CNN, MLP, BonusCNN, MultiMNISTNet, count_parameters
+from hw3.models import CNN, MLP, BonusCNN, MultiMNISTNet, WideCNN, count_parameters
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small tensors, no thread pool
@@ -81,6 +81,36 @@ def test_bonus_cnn_dropout_acts_in_train_mode_only():
     assert torch.equal(model(x), model(x)), "dropout=0 must not randomise the output"
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"width": 4}, {"width": 4, "batchnorm": False}, {"width": 4, "dropout": 0.3}])
+def test_wide_cnn_output_shape(kwargs):
+    model = WideCNN(**kwargs)
+    assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+    model.eval()
+    assert model(torch.randn(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_wide_cnn_layout():
+    """Seven 3×3 convs of widths w, 2w, 2w, 4w, 4w, 8w, 8w, three 2×2 pools (28 → 3), a BN after
+    every conv, and a linear layer on the 8w globally max-pooled features."""
+    model = WideCNN(width=4)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [m.out_channels for m in convs] == [4, 8, 8, 16, 16, 32, 32]
+    assert all(m.kernel_size == (3, 3) and m.padding == (1, 1) and m.bias is None for m in convs)
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model.modules()) == 3
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == len(convs)
+    assert model.features(torch.randn(2, 1, 28, 28)).shape == (2, 32, 3, 3)
+    plain = WideCNN(width=4, batchnorm=False)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+    assert all(m.bias is not None for m in plain.modules() if isinstance(m, nn.Conv2d))
+
+
+def test_wide_cnn_parameter_count_follows_its_layout():
+    w = 32
+    convs = [(1, w), (w, 2 * w), (2 * w, 2 * w), (2 * w, 4 * w), (4 * w, 4 * w), (4 * w, 8 * w), (8 * w, 8 * w)]
+    expected = sum(9 * a * b + 2 * b for a, b in convs) + 8 * w * 10 + 10  # conv weights, BN scale and shift, linear
+    assert count_parameters(WideCNN(width=w)) == expected == 1_165_930
+
+
 @pytest.mark.parametrize("model, expected", [(MLP, 89_610), (CNN, 29_066), (MultiMNISTNet, 42_350)])
 def test_parameter_counts(model, expected):
     assert count_parameters(model()) == expected
@@ -93,7 +123,7 @@ def test_count_parameters_skips_frozen():
     assert count_parameters(model) == 89_610 - (784 * 100 + 100)
 
 
-@pytest.mark.parametrize("make", [MLP, CNN, MultiMNISTNet, BonusCNN])
+@pytest.mark.parametrize("make", [MLP, CNN, MultiMNISTNet, BonusCNN, WideCNN])
 def test_models_are_seeded_by_the_caller(make):
     """The initial weights follow the caller's torch seed: same seed, same weights; another seed, other weights."""
     def weights(seed):

@@ -159,12 +159,22 @@ def provenance_table() -> str:
     return markdown_table(pd.DataFrame(rows))
 
 
+def _machine_label(meta: dict | None) -> str:
+    m = (meta or {}).get("machine", {})
+    return f"{m.get('cpu', '?')} ({m.get('isa', '?')}, bf16 units: {m.get('bf16_units', '?')})"
+
+
+def machine_of(config) -> str:
+    """The machine that computed the entry of `config`, as 'CPU (ISA, bf16 units)'."""
+    exp, registered = registry.find(config)
+    return _machine_label(exp.read_meta(registered))
+
+
 def machines() -> list[str]:
     """The distinct machines the cache was computed on, as 'CPU (ISA, bf16 units)'."""
     seen = []
     for exp, config in registry.all_experiments():
-        m = (exp.read_meta(config) or {}).get("machine", {})
-        label = f"{m.get('cpu', '?')} ({m.get('isa', '?')}, bf16 units: {m.get('bf16_units', '?')})"
+        label = _machine_label(exp.read_meta(config))
         if label not in seen:
             seen.append(label)
     return seen
