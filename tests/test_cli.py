@@ -221,3 +221,21 @@ def test_machine_of_names_the_machine_that_computed_the_entry(fake_fashion):
     assert label in results.machines()
     with pytest.raises(KeyError, match="no registered experiment"):
         results.machine_of(replace(sgd, lr=0.123))
+
+
+def test_bonus_table_shows_seeds_spread_time_and_threads():
+    def run(val, tta, seconds, threads, params=1234):
+        return {"final": {"val": {"acc": val}, "val_tta": {"acc": tta}}, "config": {"epochs": 15},
+                "meta": {"wall_time_s": seconds, "threads": threads, "num_parameters": params}}
+
+    baseline = {"final": {"val": {"acc": 0.9}}, "history": {"epochs": {"val": {"acc": [0.8] * 20}}},
+                "meta": {"wall_time_s": 60.0, "threads": 1, "num_parameters": 29066}}
+    steps = {"a": [run(0.91, 0.92, 120.0, 1)], "b": [run(0.93, 0.94, 600.0, 2), run(0.95, 0.96, 720.0, 2)]}
+    lines = results.bonus_table(steps, baseline).splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    cells = [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
+    assert [c["step"] for c in cells] == ["Part 2 CNN (SGD + Nesterov)", "a", "b"]
+    assert cells[0]["epochs"] == "20" and cells[0]["params"] == "29,066" and cells[0]["with flip averaging"] == "-"
+    assert cells[1]["val acc"] == "91.00%" and cells[1]["min per run"] == "2.0" and cells[1]["threads"] == "1"
+    assert cells[2]["seeds"] == "2" and cells[2]["val acc"] == "94.00% ± 1.41 (sd)" and cells[2]["with flip averaging"] == "95.00% ± 1.41 (sd)"
+    assert cells[2]["min per run"] == "11.0" and cells[2]["threads"] == "2"

@@ -722,7 +722,8 @@ def test_real_mlp_width_change_reaches_exactly_the_mlp_experiments(tmp_path):
 
 def test_real_wide_net_change_reaches_exactly_the_wide_bonus_runs_and_the_final(tmp_path):
     """The bonus selects its network through `models.BONUS_MODELS`: a change to the wide net must
-    stale its three seeds and the final evaluation, and leave the BN-CNN steps current."""
+    stale the runs that train it (the wide and smoothing steps) and the final evaluation, and leave
+    the BN-CNN steps current."""
     copy = tmp_path / "code"
     shutil.copytree(CODE / "hw3", copy / "hw3", ignore=shutil.ignore_patterns("__pycache__"))
     edit_real(copy / "hw3" / "models.py", "nn.AdaptiveMaxPool2d(1)", "nn.AdaptiveAvgPool2d(1)")
@@ -734,6 +735,8 @@ def test_real_wide_net_change_reaches_exactly_the_wide_bonus_runs_and_the_final(
         code, _ = exp.code_fingerprint(cfg)
         if edited[exp.name(cfg)][0] != code:
             changed.add(exp.name(cfg))
-    expected = {n for n in edited if n.startswith("bonus-wide-")} | {"bonus-final"}
-    assert len(expected) == 4, sorted(edited)
-    assert changed == expected, f"a wide-net change must change exactly the wide runs and bonus-final: {sorted(changed)}"
+    from hw3 import bonus
+
+    expected = {bonus.run_bonus.name(c) for c in bonus.RUNS if c.model == "wide"} | {"bonus-final"}
+    assert len(expected) == 7, sorted(expected)
+    assert changed == expected, f"a wide-net change must change exactly the wide-net runs and bonus-final: {sorted(changed)}"

@@ -6,8 +6,10 @@ of the same sizes fault in every 4 KiB page again. For the Part 2 CNN on CPU (ba
 that was about 3,000 page faults per step, and elementwise kernels on 3 MB tensors (ReLU, its
 backward, max-pool backward's zero-fill) then ran several times slower than memory allows:
 torch.profiler showed them taking more time than the convolutions. Raising the mmap and trim
-thresholds cut the faults 6× and made a CNN step about 1.4× faster (`make bench` prints the
-figures). The arithmetic is untouched, so results are bit-identical with or without it.
+thresholds cut the faults 6× and made a one-thread CNN step about 1.4× faster in a probe;
+`make bench` prints its effect on the machine's threads (on our two-thread runs: within noise for
+the CNN, 1.2–1.3× for the MLP and the MultiMNIST net). The arithmetic is untouched, so results
+are bit-identical with or without it.
 
 It is process setup, like the thread count: `hw3.runner` applies it in each worker, and
 `benchmarks/bench.py` applies it to our engine's measurements.
