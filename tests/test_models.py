@@ -48,9 +48,10 @@ def test_multimnist_heads_differ():
     assert not torch.equal(left, right)
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"width": 8}, {"width": 8, "batchnorm": False}, {"width": 8, "dropout": 0.3}])
-def test_bonus_cnn_output_shape(kwargs):
-    model = BonusCNN(**kwargs)
+@pytest.mark.parametrize("make", [BonusCNN, WideCNN])
+@pytest.mark.parametrize("kwargs", [{}, {"width": 4}, {"width": 4, "batchnorm": False}, {"width": 4, "dropout": 0.3}])
+def test_bonus_networks_output_shape(make, kwargs):
+    model = make(**kwargs)
     assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
     model.eval()
     assert model(torch.randn(1, 1, 28, 28)).shape == (1, 10)
@@ -79,14 +80,6 @@ def test_bonus_cnn_dropout_acts_in_train_mode_only():
     model = BonusCNN(width=4, dropout=0.0).train()
     model.features.eval()  # BatchNorm aside, no dropout means no randomness
     assert torch.equal(model(x), model(x)), "dropout=0 must not randomise the output"
-
-
-@pytest.mark.parametrize("kwargs", [{}, {"width": 4}, {"width": 4, "batchnorm": False}, {"width": 4, "dropout": 0.3}])
-def test_wide_cnn_output_shape(kwargs):
-    model = WideCNN(**kwargs)
-    assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
-    model.eval()
-    assert model(torch.randn(1, 1, 28, 28)).shape == (1, 10)
 
 
 def test_wide_cnn_layout():
