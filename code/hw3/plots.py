@@ -7,6 +7,17 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+# One colour per Part 2 optimiser, in every figure, and colours of their own for the two models.
+OPTIMIZER_COLORS = ("C0", "C1", "C2", "C3")  # SGD, Nesterov, Adam(0.01), Adam(1), in run-list order
+MODEL_COLORS = {"MLP": "tab:purple", "CNN": "tab:brown"}
+LOSS_CEILING = 3.0  # above log 10 ≈ 2.30, the loss of a constant guess: spikes beyond it are clipped, not rescaled
+
+
+def _integer_epochs(*axes) -> None:
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -15,31 +26,30 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(values, np.ones(window) / window, mode="valid")
 
 
-def image_grid(images: np.ndarray, titles: Sequence[str], ncols: int = 8, size: float = 1.3) -> Figure:
-    """A grid of grey images with a title each."""
+def image_grid(images: np.ndarray, titles: Sequence[str], ncols: int = 8, size: float = 1.3, fontsize: float = 8) -> Figure:
+    """A grid of grey images with a title each (`fontsize` in points at the figure's printed size)."""
     n = len(images)
     nrows = -(-n // ncols)
     lines = max((str(t).count("\n") + 1 for t in titles), default=1)  # room for two-line titles
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.25 * lines)), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.03 * fontsize * lines)), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, title in zip(axes.flat, images, titles):
         ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(title, fontsize=8)
-    fig.tight_layout()
+        ax.set_title(title, fontsize=fontsize)
     return fig
 
 
 def side_by_side(originals: np.ndarray, permuted: np.ndarray, n: int = 6) -> Figure:
     """Top row: images; bottom row: the same images after the pixel permutation."""
-    fig, axes = plt.subplots(2, n, figsize=(n * 1.3, 2.9))
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.3, 2.9), layout="constrained")
     for i in range(n):
         for row, imgs in enumerate((originals, permuted)):
             axes[row, i].imshow(imgs[i], cmap="gray_r", vmin=0, vmax=1)
             axes[row, i].axis("off")
     axes[0, 0].set_title("original", fontsize=8, loc="left")
     axes[1, 0].set_title("permuted", fontsize=8, loc="left")
-    fig.tight_layout()
     return fig
 
 
@@ -61,49 +71,51 @@ def learning_curves(runs: Mapping[str, dict], title: str, smooth: int = 100) -> 
 
     Top: the training loss of every step (a `smooth`-step moving average) and the validation loss
     at the end of each epoch (dots). Bottom: train (dashed) and validation (solid) per epoch.
-    `runs` maps a label (the optimiser) to a cached result. Losses are on a log axis, so a diverged
-    run stays visible beside the others; accuracy axes fit the runs that learned, and an inset shows
-    every run, diverged ones included, on the full 0–100% scale.
+    `runs` maps a label (the optimiser) to a cached result. Losses are on a log axis clipped at
+    LOSS_CEILING, so a diverged run's early spike does not squeeze the runs that learned; accuracy
+    axes fit the runs that learned, and an inset shows every run on the full 0–100% scale.
     """
-    fig = plt.figure(figsize=(11, 7.2))
+    fig = plt.figure(figsize=(11, 6.4), layout="constrained")
     grid = fig.add_gridspec(2, 2, height_ratios=(1, 1))
     ax_step = fig.add_subplot(grid[0, :])
     ax_loss, ax_acc = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
     inset = ax_acc.inset_axes([0.62, 0.08, 0.35, 0.35])
-    learned_acc = []
-    for i, (label, result) in enumerate(runs.items()):
-        color = f"C{i}"
+    learned_acc, lowest, clipped = [], np.inf, []
+    for color, (label, result) in zip(OPTIMIZER_COLORS, runs.items()):
         hist = result["history"]
         steps = np.asarray(hist["step_loss"], dtype=float)
         val_loss = np.asarray(hist["epochs"]["val"]["loss"])
         epochs = np.arange(1, len(val_loss) + 1)
         steps_per_epoch = len(steps) // len(epochs)
         smoothed = _smooth(steps, smooth)
-        ax_step.plot(np.arange(len(smoothed)) + smooth, smoothed, color=color, lw=1, label=f"{label}: train")
-        ax_step.plot(epochs * steps_per_epoch, val_loss, color=color, ls="none", marker="o", ms=4, label=f"{label}: val")
+        lowest = min(lowest, np.nanmin(smoothed), np.nanmin(hist["epochs"]["train"]["loss"]))
+        if np.nanmax(smoothed) > LOSS_CEILING:
+            clipped.append(f"{label} peaks at {np.nanmax(smoothed):.3g}")
+        ax_step.plot(np.arange(len(smoothed)) + smooth, smoothed, color=color, lw=1, label=label)
+        ax_step.plot(epochs * steps_per_epoch, val_loss, color=color, ls="none", marker="o", ms=4)
         ax_loss.plot(epochs, hist["epochs"]["train"]["loss"], color=color, ls="--", lw=1)
-        ax_loss.plot(epochs, val_loss, color=color, lw=1.5, marker=".", label=label)
+        ax_loss.plot(epochs, val_loss, color=color, lw=1.5, marker=".")
         accs = [100 * np.asarray(hist["epochs"][split]["acc"]) for split in ("train", "val")]
         for acc, ls in zip(accs, ("--", "-")):
             inset.plot(epochs, acc, color=color, ls=ls, lw=1)
             if not _diverged(result):
-                ax_acc.plot(epochs, acc, color=color, ls=ls, lw=1.5 if ls == "-" else 1, marker="." if ls == "-" else None, label=label if ls == "-" else None)
+                ax_acc.plot(epochs, acc, color=color, ls=ls, lw=1.5 if ls == "-" else 1, marker="." if ls == "-" else None)
         if not _diverged(result):
             learned_acc += accs
-    ax_step.set(xlabel="step (mini-batch)", ylabel="cross-entropy (log scale)", yscale="log",
-                title=f"loss against steps: training ({smooth}-step moving average) and validation (dots, end of each epoch)")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy (log scale)", yscale="log", title="loss per epoch (dashed: train, solid: val)")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy per epoch, runs that learned (dashed: train, solid: val)")
+    note = f" ({'; '.join(clipped)}, off the scale)" if clipped else ""
+    ax_step.set(xlabel="step (mini-batch)", ylabel="cross-entropy (log scale)", yscale="log", ylim=(0.8 * lowest, LOSS_CEILING),
+                title=f"training loss ({smooth}-step moving average) and validation loss (dots){note}")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy (log scale)", yscale="log", ylim=(0.8 * lowest, LOSS_CEILING),
+                title="loss per epoch (dashed: train, solid: validation)")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy per epoch, runs that learned")
     _fit(ax_acc, learned_acc)
     inset.set(ylim=(0, 100), title="all runs, 0–100%", xticks=[], yticks=[0, 50, 100])
     inset.title.set_fontsize(7)
     inset.tick_params(labelsize=6)
-    ax_step.legend(fontsize=7, ncol=len(runs), loc="upper right")
-    ax_acc.legend(fontsize=7, loc="upper left")
+    _integer_epochs(ax_loss, ax_acc)
     for ax in (ax_step, ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
+    fig.legend(*ax_step.get_legend_handles_labels(), loc="outside upper center", ncol=len(runs), fontsize=9, title=title)
     return fig
 
 
@@ -111,7 +123,7 @@ def multitask_curves(result: dict, heads: Sequence[str] = ("left", "right")) -> 
     """Per-task loss and accuracy per epoch (train dashed, validation solid), plus both-right accuracy."""
     hist = result["history"]["epochs"]
     epochs = np.arange(1, len(hist["val"]["loss"]) + 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
     for i, head in enumerate(heads):
         for split, ls in (("train", "--"), ("val", "-")):
             ax_loss.plot(epochs, hist[split][f"loss_{head}"], color=f"C{i}", ls=ls, marker="." if split == "val" else None, label=f"{head} ({split})")
@@ -122,14 +134,14 @@ def multitask_curves(result: dict, heads: Sequence[str] = ("left", "right")) -> 
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
+    _integer_epochs(ax_loss, ax_acc)
     return fig
 
 
 def confusion_matrix(cm: np.ndarray, classes: Sequence[str]) -> Figure:
     """Row-normalised confusion matrix (rows: true class), with the counts written in the cells."""
     rates = cm / cm.sum(1, keepdims=True)
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = plt.subplots(figsize=(5.8, 4.9), layout="constrained")
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
@@ -139,19 +151,18 @@ def confusion_matrix(cm: np.ndarray, classes: Sequence[str]) -> Figure:
         for j in range(len(classes)):
             if cm[i, j]:
                 ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7, color="white" if rates[i, j] > 0.5 else "black")
-    fig.tight_layout()
     return fig
 
 
 def permuted_comparison(pairs: Mapping[str, tuple[dict, dict]]) -> Figure:
     """Validation accuracy per epoch of each model on original (solid) and permuted (dashed) pixels."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    for i, (label, (original, permuted)) in enumerate(pairs.items()):
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
+    for label, (original, permuted) in pairs.items():
         for result, ls, kind in ((original, "-", "original"), (permuted, "--", "permuted")):
             acc = 100 * np.asarray(result["history"]["epochs"]["val"]["acc"])
-            ax.plot(np.arange(1, len(acc) + 1), acc, color=f"C{i}", ls=ls, marker=".", label=f"{label}, {kind}")
+            ax.plot(np.arange(1, len(acc) + 1), acc, color=MODEL_COLORS.get(label, "k"), ls=ls, marker=".", label=f"{label}, {kind}")
     ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="SGD + Nesterov, original vs permuted pixels")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    _integer_epochs(ax)
     return fig

@@ -61,6 +61,25 @@ def _p(p: float) -> str:
     return f"p = {p:.2g}" if p >= 1e-4 else "p < 0.0001"
 
 
+def format_p(p: float) -> str:
+    """A p-value for a table cell: '0.045', '< 0.0001'."""
+    return f"{p:.2g}" if p >= 1e-4 else "< 0.0001"
+
+
+@dataclass(frozen=True)
+class Welch:
+    difference: float  # mean of A minus mean of B
+    p_value: float
+
+
+def welch(a, b) -> Welch:
+    """Welch's t-test of two sets of per-seed accuracies (unequal variances)."""
+    from scipy.stats import ttest_ind
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return Welch(float(a.mean() - b.mean()), float(ttest_ind(a, b, equal_var=False).pvalue))
+
+
 def paired(correct_a: np.ndarray, correct_b: np.ndarray) -> Paired:
     """Exact McNemar test of two classifiers' per-image correctness on the same images."""
     a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
