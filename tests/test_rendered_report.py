@@ -167,10 +167,61 @@ def test_pdf_shows_every_table_header_and_the_last_rows(rendered):
     assert len(headers) >= 9
     unreadable = [h for h in headers if " ".join(h) not in text]
     assert not unreadable
-    # the longest table (provenance) ends with these rows
-    longest = max((o for c in rendered.nb["cells"] for o in c.get("outputs", [])),
-                  key=lambda o: "".join(o.get("data", {}).get("text/markdown", "")).count("\n"))
+    # the longest table the PDF prints ends with these rows (the provenance table is HTML and notebook only)
+    in_pdf = [o for c in rendered.nb["cells"] for o in c.get("outputs", [])
+              if (h := ro.markdown_table_headers({"cells": [{"outputs": [o]}]})) and " ".join(h[0]) in text]
+    longest = max(in_pdf, key=lambda o: "".join(o.get("data", {}).get("text/markdown", "")).count("\n"))
     rows = "".join(longest["data"]["text/markdown"]).strip().splitlines()[-2:]
     for row in rows:
         cells = [re.sub(r"\\(.)", r"\1", c).strip() for c in row.strip().strip("|").split("|")]  # `\-`
         assert " ".join(cells) in text, f"last rows of the longest table missing from the PDF: {cells}"
+
+
+def _executed(rendered, tmp_path_factory):
+    """The rendered notebook, run top to bottom by nbclient in a fresh kernel from its own folder (cache-only)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    if getattr(rendered, "executed", None) is None:
+        nb = nbformat.reads(ro.json.dumps(rendered.nb), as_version=4)
+        saved = dict(os.environ)
+        # The kernel inherits the environment: the committed cache/ (not the tests' temporary one), cache-only,
+        # so a missing result is an error, never a training run.
+        os.environ.pop("HW3_CACHE_DIR", None)
+        os.environ["HW3_CACHE_ONLY"] = "1"
+        try:
+            NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(rendered.out)}}).execute()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        rendered.executed = nb
+    return rendered.executed
+
+
+def test_notebook_runs_top_to_bottom_in_a_fresh_kernel(rendered, tmp_path_factory):
+    nb = _executed(rendered, tmp_path_factory)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, errors[:1]
+
+
+def test_notebook_defines_the_graded_code_it_lists(rendered, tmp_path_factory):
+    sources = ["".join(c["source"]) for c in rendered.nb["cells"] if c["cell_type"] == "code"]
+    for name in ("def predict", "def logistic_loss", "def stable_logistic_loss", "def gradient", "class MLP", "class CNN",
+                 "def count_parameters", "class RandomPermutation", "def make_new_sample", "class MultiMNISTNet"):
+        assert any(re.search(rf"^{name}\b", s, re.MULTILINE) for s in sources), f"no code cell defines {name}"
+    assert any("predict(X, W)" in s and "backprop.predict" not in s for s in sources), "the cells after a listing call it"
+
+
+def test_executed_notebook_has_the_html_figures_and_tables(rendered, tmp_path_factory):
+    nb = _executed(rendered, tmp_path_factory)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    images = sum("image/png" in o.get("data", {}) for o in outputs)
+    tables = sum(bool(ro.markdown_table_headers({"cells": [{"outputs": [o]}]})) for o in outputs)
+    html = re.sub(r"<pre.*?</pre>", "", rendered.html, flags=re.DOTALL)  # not the code tools' source view
+    assert images >= len(re.findall(r"<img\b", html)) > 0
+    assert tables >= len(re.findall(r"<table\b", html)) > 0
+
+
+def test_no_path_of_the_rendering_machine_in_the_notebook(rendered):
+    text = ro.json.dumps(rendered.nb)
+    assert str(REPO) not in text and "path" not in rendered.nb["metadata"].get("kernelspec", {})

@@ -2,7 +2,7 @@
 
 `show(obj, ...)` prints the source of package functions or classes as one fenced Python block, with
 the imports that make the block run on its own (the names it uses from its module). In the HTML
-and PDF the block is the listing of the graded implementation; `tools/notebook.py` turns the same
+and PDF the block is the listing of the graded implementation; `tools/runnable_notebook.py` turns the same
 block into a code cell of the ipynb, so running the notebook defines the function where its
 question is asked, and the cells after it call that definition. The first line of the block,
 `# from code/hw3/<module>.py`, is the marker that tool looks for.

@@ -159,6 +159,11 @@ def provenance_table() -> str:
     return markdown_table(pd.DataFrame(rows))
 
 
+def compute_hours() -> float:
+    """Total recorded wall time of every cached experiment, in hours (runs in parallel take less elapsed time)."""
+    return sum((exp.read_meta(config) or {}).get("wall_time_s", 0.0) for exp, config in registry.all_experiments()) / 3600
+
+
 def _machine_label(meta: dict | None) -> str:
     m = (meta or {}).get("machine", {})
     return f"{m.get('cpu', '?')} ({m.get('isa', '?')}, bf16 units: {m.get('bf16_units', '?')})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -55,9 +56,12 @@ def write_ipynb(nb, out: Path) -> Path:
     """The executed notebook, outputs and images embedded, with numbered captions as Quarto writes them."""
     import nbformat
 
+    from runnable_notebook import make_runnable  # tools/, as Quarto's post-render step: the same runnable notebook
+
     nb = copy.deepcopy(nb)
     add_captions(nb)
     nb.metadata.pop(HELPER_KEY, None)
+    nb = nbformat.from_dict(make_runnable(json.loads(nbformat.writes(nb))))
     path = out / "report.ipynb"
     nbformat.write(nb, str(path))
     return path

@@ -10,7 +10,7 @@ It also drops the rendering machine's path from the kernelspec, so no local path
 
 Run by Quarto after a render (`post-render` in _quarto.yml, which lists the outputs in
 QUARTO_PROJECT_OUTPUT_FILES), by the Quarto-free fallback on its own notebook, or by hand:
-`python tools/notebook.py _output/report.ipynb`.
+`python tools/runnable_notebook.py _output/report.ipynb`.
 """
 
 from __future__ import annotations
