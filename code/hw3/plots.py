@@ -7,12 +7,20 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
 # One colour per Part 2 optimiser, in every figure, and colours of their own for the two models.
 OPTIMIZER_COLORS = ("C0", "C1", "C2", "C3")  # SGD, Nesterov, Adam(0.01), Adam(1), in run-list order
 MODEL_COLORS = {"MLP": "tab:purple", "CNN": "tab:brown"}
 LOSS_CEILING = 3.0  # above log 10 ≈ 2.30, the loss of a constant guess: spikes beyond it are clipped, not rescaled
+
+
+def _plain_log_ticks(*axes) -> None:
+    """Loss axes on a log scale read as 0.2, 0.5, 1, 2 rather than 2×10⁻¹."""
+    for ax in axes:
+        ax.yaxis.set_major_locator(FixedLocator([0.05, 0.1, 0.2, 0.5, 1, 2]))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_major_formatter(ScalarFormatter())
 
 
 def _integer_epochs(*axes) -> None:
@@ -113,6 +121,7 @@ def learning_curves(runs: Mapping[str, dict], title: str, smooth: int = 100) -> 
     inset.title.set_fontsize(7)
     inset.tick_params(labelsize=6)
     _integer_epochs(ax_loss, ax_acc)
+    _plain_log_ticks(ax_step, ax_loss)
     for ax in (ax_step, ax_loss, ax_acc):
         ax.grid(alpha=0.3)
     fig.legend(*ax_step.get_legend_handles_labels(), loc="outside upper center", ncol=len(runs), fontsize=9, title=title)
