@@ -33,6 +33,12 @@ CODE = REPO_ROOT / "code"
 TOY_MODELS = '''\
 """Toy models: two classes selected by name through a table, like hw3.models.MODELS."""
 
+try:
+    from hw3.fingerprint import Table
+except ImportError:  # the store before tables (lets the tests show what it got wrong)
+    def Table(entries, name=None):
+        return entries
+
 
 class MLP:
     """A toy MLP."""
@@ -54,7 +60,7 @@ class CNN:
         return x + self.channels
 
 
-MODELS = {"mlp": MLP, "cnn": CNN}
+MODELS = Table({"mlp": MLP, "cnn": CNN}, name="models.MODELS")
 
 
 def build(name):
