@@ -105,6 +105,8 @@ def zero_grad(state):
 
 def train(model, data, config):
     """A caricature of a training loop."""
+    if config.steps < 0:
+        raise ValueError(f"steps must be at least 0, got {config.steps}")
     state = {"grad": 0.0, "w": 0.0}
     for _ in range(config.steps):
         zero_grad(state)
@@ -125,9 +127,12 @@ def run_toy(config: ToyConfig, settings: RunSettings) -> dict:
     return {"w": w * SCALE, "noise": noise()}
 
 
+TOY_RUNS = (ToyConfig("mlp"), ToyConfig("mlp", lr=0.5), ToyConfig("cnn"))
+
+
 @dataclass(frozen=True)
 class SummaryConfig:
-    runs: tuple[ToyConfig, ...] = (ToyConfig("mlp"),)
+    runs: tuple[ToyConfig, ...] = TOY_RUNS[:1]
 
 
 @experiment("summary", depends=lambda config: [(run_toy, c) for c in config.runs],
@@ -146,8 +151,7 @@ def run_plain(config: PlainConfig, settings: RunSettings) -> dict:
     return {"n": config.n}
 
 
-RUNS = [(run_toy, ToyConfig("mlp")), (run_toy, ToyConfig("mlp", lr=0.5)), (run_toy, ToyConfig("cnn")),
-        (run_summary, SummaryConfig()), (run_plain, PlainConfig())]
+RUNS = [*((run_toy, c) for c in TOY_RUNS), (run_summary, SummaryConfig()), (run_plain, PlainConfig())]
 '''
 
 # Runs one command on the toy package and prints its answer as JSON on the last line. Library

@@ -294,7 +294,11 @@ class Experiment:
         meta, _ = _meta_at(folder / META)
         root = data_dir()
         data = tuple((rel, fingerprint.stat_signature(root / rel)) for rel in sorted((meta or {}).get("data", {})))
-        return (self.key(config), fingerprint.stat_signature(folder / META), fingerprint.stat_signature(folder / OUTPUT),
+        try:  # memoised on the source files' signatures; part of the key so that clearing that memo is seen too
+            code = tuple(tuple(sorted(d.items())) for d in self.code_fingerprint(config))
+        except LookupError:
+            code = None
+        return (self.key(config), code, fingerprint.stat_signature(folder / META), fingerprint.stat_signature(folder / OUTPUT),
                 fingerprint.package_signature(fingerprint.source_root(self.func)), str(root), data, strict_versions(),
                 tuple(exp._status_key(cfg) for exp, cfg in self.upstream(config)))
 
