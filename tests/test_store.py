@@ -496,8 +496,11 @@ def test_gc_is_a_dry_run_and_delete_removes_only_unused(private_cache, capsys):
 
 @pytest.fixture(scope="session")
 def toy_src(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("toysrc")
-    write_toy(root)
+    # One folder per session, whichever test module asks (tests/test_store_truth.py shares this fixture):
+    # `toypkg` is imported once per process.
+    root = tmp_path_factory.getbasetemp() / "toysrc"
+    if not root.exists():
+        write_toy(root)
     return root
 
 

@@ -446,9 +446,11 @@ def _binding_of(value: Any, name: str, package: str) -> tuple[str, str] | None:
 _MISSING = object()
 
 
-def _references(node: ast.AST) -> Iterator[tuple[str, ...]]:
-    """Dotted name chains loaded in `node`: `train.fit` → ('train', 'fit'), `MLP` → ('MLP',)."""
+def _references(node: ast.AST, skip: set[int] = frozenset()) -> Iterator[tuple[str, ...]]:
+    """Dotted name chains loaded in `node` (outside the nodes in `skip`): `train.fit` → ('train', 'fit'), `MLP` → ('MLP',)."""
     for sub in ast.walk(node):
+        if id(sub) in skip:
+            continue
         if isinstance(sub, ast.Attribute):
             chain, cur = [], sub
             while isinstance(cur, ast.Attribute):
@@ -504,9 +506,26 @@ def _plain_dataclass(cls: Any, package: str) -> bool:
                    for s in node.body)
 
 
-def _all_dataclasses_plain(package: str) -> bool:
-    """`dataclasses.replace(obj, ...)` calls `type(obj).__init__`: pure when every package dataclass is plain."""
-    for module_name in [m for m in list(sys.modules) if _in_package(m, package)]:
+def _all_dataclasses_plain(package: str, module: str) -> bool:
+    """`dataclasses.replace(obj, ...)` calls `type(obj).__init__`: pure when every dataclass whose instance
+    the module's top level can hold is plain: those of the module and of the package modules it imports
+    (transitively), which is all that was loaded when it ran. (Independent of what else is loaded now.)"""
+    return _all_plain(package, module, package_signature(package))
+
+
+def _imported_closure(module: str, package: str) -> set[str]:
+    seen, todo = {module}, [module]
+    while todo:
+        for imported in _module_info(todo.pop()).imports:
+            if _in_package(imported, package) and imported not in seen:
+                seen.add(imported)
+                todo.append(imported)
+    return seen
+
+
+@functools.lru_cache(maxsize=64)
+def _all_plain(package: str, module: str, _files: tuple) -> bool:
+    for module_name in sorted(_imported_closure(module, package)):
         namespace = vars(sys.modules[module_name])
         for name in _definitions(module_name):
             cls = namespace.get(name)
@@ -516,6 +535,7 @@ def _all_dataclasses_plain(package: str) -> bool:
 
 
 def _is_pure(expr: ast.expr, namespace: dict, package: str) -> bool:
+    module = namespace.get("__name__", "")
     """Can evaluating `expr` do anything but build its value? (Conservative: False when unsure.)"""
     todo = [expr]
     while todo:
@@ -536,7 +556,7 @@ def _is_pure(expr: ast.expr, namespace: dict, package: str) -> bool:
             except TypeError:  # unhashable
                 known = False
             if target is dataclasses.replace:
-                known = _all_dataclasses_plain(package)
+                known = _all_dataclasses_plain(package, module)
             if not (known or _plain_dataclass(target, package)):
                 return False
             todo.extend([*node.args, *node.keywords])
@@ -652,6 +672,14 @@ def _closure(roots: tuple, config_roots: tuple, package: str, _files: tuple,
     return walk.hashes(), walk.constants
 
 
+@functools.lru_cache(maxsize=None)
+def _chains(module: str, name: str, signature: Any, as_config: bool) -> tuple[tuple[str, ...], ...]:
+    """The name chains a definition reads (for a config root, outside its field defaults), sorted."""
+    node = _normal(module, name, signature, False, None).body[0]
+    skip = _field_default_nodes(node) if as_config else set()
+    return tuple(sorted(set(_references(node, skip))))
+
+
 class _Walk:
     """One closure computation: items are (module, name) definitions and bindings."""
 
@@ -683,13 +711,10 @@ class _Walk:
         return info.defs.get(name) or info.bindings[name]
 
     def _follow(self, module: str, name: str, as_config: bool) -> None:
-        node = _normal(module, name, stat_signature(sys.modules[module].__file__), False, None).body[0]
-        skip = _field_default_nodes(node) if as_config else set()
         namespace = vars(sys.modules[module])
         info = _module_info(module)
         externals = self.externals.setdefault((module, name), [])
-        chains = {c for n in ast.walk(node) if id(n) not in skip and isinstance(n, (ast.Name, ast.Attribute)) for c in _references(n)}
-        for chain in sorted(chains):
+        for chain in _chains(module, name, stat_signature(sys.modules[module].__file__), as_config):
             if chain[0] not in namespace:
                 continue  # a local, a parameter or a builtin
             value = namespace[chain[0]]
@@ -744,7 +769,7 @@ class _Walk:
                     todo.append(imported)
 
     def _drop_messages(self) -> bool:
-        return not any(reads_caught_exception(self._node(m, n)) for m, n in self.seen)
+        return not any(_reads_caught(m, n, stat_signature(sys.modules[m].__file__)) for m, n in self.seen)
 
     def hashes(self) -> dict[str, str]:
         drop = self._drop_messages()
@@ -755,13 +780,20 @@ class _Walk:
             extra = sorted(set(self.externals.get((module, name), [])))
             out[f"{module}:{name}"] = _digest(ast.dump(tree) + "\n" + "\n".join(extra))
         for module in sorted(self.modules):
-            text = _module_code(module, self.package)
+            text = _module_code(module, self.package, stat_signature(sys.modules[module].__file__))
             if text:
                 out[f"{module}:{MODULE_CODE}"] = _digest(text)
         return out
 
 
-def _module_code(module: str, package: str) -> str:
+@functools.lru_cache(maxsize=None)
+def _reads_caught(module: str, name: str, _signature: Any) -> bool:
+    info = _module_info(module)
+    return reads_caught_exception(info.defs.get(name) or info.bindings[name])
+
+
+@functools.lru_cache(maxsize=None)
+def _module_code(module: str, package: str, _signature: Any) -> str:
     """The module's top-level code that is neither a definition, an import nor a pure binding."""
     info = _module_info(module)
     namespace = vars(sys.modules[module])
