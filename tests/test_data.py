@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -441,13 +442,21 @@ def synthetic(tmp_path, monkeypatch) -> Path:
     return raw
 
 
-def test_load_raw_reads_the_files_once_per_process(synthetic):
-    """A second load_raw of the same split does not go back to the disk: the files can even be gone."""
+def test_load_raw_reads_the_files_once_per_process(synthetic, monkeypatch):
+    """A second load_raw of the same split does not read the files again, unless they changed on disk."""
+    from hw3 import data
+
     images, labels = load_raw("FashionMNIST", True)
-    for path in synthetic.iterdir():
-        path.unlink()
+    reads = []
+    monkeypatch.setattr(data, "read_idx", lambda path: reads.append(path) or np.zeros((1,), np.uint8))
     again, again_labels = load_raw("FashionMNIST", True)
-    assert torch.equal(again, images) and torch.equal(again_labels, labels), "the second load_raw must not read the files again"
+    assert again is images and again_labels is labels and reads == [], "the second load_raw must not read the files again"
+    path = synthetic / "train-labels-idx1-ubyte"
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000))  # the file changed: what we hash is what we read
+    with pytest.raises(Exception):
+        load_raw("FashionMNIST", True)
+    assert reads, "a changed file must be read again"
 
 
 def test_load_raw_reads_the_folder_of_the_current_data_dir(tmp_path, monkeypatch):
@@ -574,5 +583,5 @@ def test_load_raw_records_the_files_it_depends_on_even_from_memory(synthetic, tr
     with recording_data_files() as files:
         load_raw("FashionMNIST", train)
     prefix = "train" if train else "t10k"
-    assert files == [synthetic / f"{prefix}-images-idx3-ubyte", synthetic / f"{prefix}-labels-idx1-ubyte"], \
+    assert list(files) == [synthetic / f"{prefix}-images-idx3-ubyte", synthetic / f"{prefix}-labels-idx1-ubyte"], \
         "every experiment must record the data files it read, or a changed file would not make it stale"

@@ -68,11 +68,11 @@ def test_shape_errors_name_the_argument(fn):
         fn(torch.zeros(28, 28), torch.zeros(27, 28))
 
 
-def test_the_canvas_has_the_left_digits_dtype():
+def test_mixed_dtypes_are_refused_not_cast():
     x1, x2 = (digit(255.0, 1)).to(torch.uint8), digit(200.0, 2)
-    canvas = make_new_sample(x1, x2)
-    assert canvas.dtype == torch.uint8, "make_new_sample converts the right digit to the left digit's dtype"
-    assert torch.equal(canvas[28:, 8:], x2[20:].to(torch.uint8))
+    with pytest.raises(ValueError, match="same dtype"):  # a silent cast would erase a float digit in uint8
+        make_new_sample(x1, x2)
+    assert make_new_sample(x1, x2.to(torch.uint8)).dtype == torch.uint8
 
 
 def test_batched_version_matches_the_per_sample_function():

@@ -38,6 +38,8 @@ def _check_inputs(X: np.ndarray, w_1: np.ndarray) -> np.ndarray:
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[1] != w_1.shape[0]:
         raise ValueError(f"X must be B×D with D = {w_1.shape[0]} (rows of W['w_1']), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError("X is an empty batch (B = 0): the average loss and its gradient are undefined")
     if not np.all(np.isfinite(X)):
         raise ValueError("X contains NaN or infinite values")
     return X
@@ -49,6 +51,8 @@ def _check_labels(y: np.ndarray, batch: int | None = None, name: str = "y") -> n
         y = y[:, 0]
     if y.ndim != 1:
         raise ValueError(f"{name} must be a vector of B labels (B or B×1), got shape {y.shape}")
+    if y.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (B = 0): the average loss is undefined")
     if batch is not None and y.shape[0] != batch:
         raise ValueError(f"{name} has {y.shape[0]} labels but the batch has {batch} rows")
     if not np.all((y == 0) | (y == 1)):

@@ -16,9 +16,9 @@ import json
 import shutil
 import sys
 
-from . import registry
+from . import registry, store
 from .data import DataError
-from .store import CacheMissError, garbage
+from .store import CacheMissError, StoreError, garbage
 
 
 def _headline(result: dict) -> dict:
@@ -46,6 +46,8 @@ def status_rows() -> list[dict]:
                 row.update(_headline(exp.load_entry(config)))
             except CacheMissError as exc:
                 row.update(status="unreadable", reasons=[str(exc)])
+            except Exception as exc:  # an output of an unexpected shape: this row says so, the listing goes on
+                row.update(status="unreadable", reasons=[f"its output has an unexpected shape ({type(exc).__name__}: {exc})"])
         rows.append(row)
     return rows
 
@@ -76,6 +78,8 @@ def cmd_results(args) -> int:
 def cmd_run(args) -> int:
     from .runner import run_missing
 
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     runs = [registry.lookup(n) for n in args.names] if args.names else registry.all_experiments()  # a typo fails here
     return run_missing(runs, jobs=args.jobs, device=args.device, scheduler=args.scheduler, force=args.force)
 
@@ -122,10 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_download)
     args = parser.parse_args(argv)
     try:
+        store.cache_only(), store.strict_versions()  # a bad flag value fails here, before anything runs
         return args.func(args)
     except BrokenPipeError:  # `python -m hw3 results | head`
         sys.stderr.close()
         return 0
-    except (CacheMissError, DataError, KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (CacheMissError, StoreError, DataError, KeyError, ValueError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # KeyError's str() adds quotes
+        print(f"error: {message}", file=sys.stderr)
         return 2

@@ -1,7 +1,8 @@
 """FashionMNIST and MNIST as in-memory tensors, the 50k/10k split, and the batched transforms.
 
-The images are read once through torchvision (IDX files under <data dir>/<Name>/raw/) and kept as
-one uint8 tensor. What torchvision's per-sample `ToTensor()` → `Normalize` → `RandomPermutation`
+The images are read once from the raw IDX files (<data dir>/<Name>/raw/), by us rather than by
+torchvision, so the files we read are the files the store hashes (torchvision would prefer a legacy
+`processed/` folder), and are validated (shapes, labels 0-9); they are kept as one uint8 tensor. What torchvision's per-sample `ToTensor()` → `Normalize` → `RandomPermutation`
 pipeline does to one PIL image, `prepare` does to the whole N×28×28 tensor at once, so the
 training loop only slices ready float tensors.
 """
@@ -20,7 +21,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from .fingerprint import record_data_file
+from .fingerprint import record_data_file, stat_signature
 from .paths import data_dir
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -96,7 +97,7 @@ def download(name: str, root: Path | None = None) -> Path:
     return folder
 
 
-def _check_idx(path: Path) -> None:
+def _check_idx(path: Path) -> bytes:
     """Validate an IDX file's header against its size, so corruption is named here, not in a reshape."""
     raw = path.read_bytes()
     if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
@@ -109,28 +110,52 @@ def _check_idx(path: Path) -> None:
     if len(raw) != expected:
         raise DataError(f"{path} is corrupt or truncated: its header promises {tuple(int(d) for d in dims)} "
                         f"({expected} bytes) but the file has {len(raw)} bytes; re-download or re-copy it.")
+    return raw
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """The array in an IDX file of unsigned bytes (the format torchvision's MNIST reads from raw/)."""
+    raw = _check_idx(path)
+    ndim = raw[3]
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _check_arrays(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """Shapes N×28×28 and N, labels in 0-9: a bad file is named here, not deep inside training."""
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(f"{folder}/{prefix}-images-idx3-ubyte holds images of shape {images.shape[1:]}, not 28×28; re-download or re-copy it.")
+    if labels.ndim != 1:
+        raise DataError(f"{folder}/{prefix}-labels-idx1-ubyte holds a {labels.ndim}-d array, not a vector of labels; re-download or re-copy it.")
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(f"{folder}: {prefix} has {images.shape[0]} images but {labels.shape[0]} labels; re-download or re-copy it.")
+    bad = np.flatnonzero(labels > 9)
+    if bad.size:
+        raise DataError(f"{folder}/{prefix}-labels-idx1-ubyte has {bad.size} label(s) outside 0-9 (the first, {int(labels[bad[0]])}, "
+                        f"at index {int(bad[0])}); re-download or re-copy it.")
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(name: str, train: bool, root: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _load_cached(name: str, train: bool, root: str, _signatures: tuple = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    # `_signatures` (the files' stat signatures) is only part of the memo key: a changed file is read again.
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
     folder = download(name, Path(root))
     prefix = "train" if train else "t10k"
-    for kind in ("images-idx3", "labels-idx1"):
-        _check_idx(folder / f"{prefix}-{kind}-ubyte")
-    ds = _torchvision_class(name)(root, train=train, download=False)
-    images, labels = ds.data, ds.targets
-    if images.shape[0] != labels.shape[0]:
-        raise DataError(f"{folder}: {prefix} has {images.shape[0]} images but {labels.shape[0]} labels; re-download or re-copy it.")
-    return images, labels
+    images, labels = read_idx(folder / f"{prefix}-images-idx3-ubyte"), read_idx(folder / f"{prefix}-labels-idx1-ubyte")
+    _check_arrays(folder, prefix, images, labels)
+    # What torchvision's MNIST gives from raw/: uint8 images, int64 labels.
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
 def load_raw(name: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 N×28×28 images, int64 labels) of the official train or test set, read once per process."""
-    images, labels = _load_cached(name, train, str(data_dir()))
-    # Outside the per-process cache, so that every experiment records the files it depends on.
     prefix = "train" if train else "t10k"
-    for kind in ("images-idx3", "labels-idx1"):
-        record_data_file(raw_folder(name) / f"{prefix}-{kind}-ubyte")
+    files = [raw_folder(name) / f"{prefix}-{kind}-ubyte" for kind in ("images-idx3", "labels-idx1")]
+    images, labels = _load_cached(name, train, str(data_dir()), tuple(stat_signature(f) for f in files))
+    # Outside the per-process cache, so that every experiment records the files it depends on.
+    for path in files:
+        record_data_file(path)
     return images, labels
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import data, models
+from .fingerprint import Table
 from .runs import train_and_record
 from .store import RunSettings, experiment
 
@@ -42,15 +43,26 @@ class FashionConfig:
 
 
 
+def _sgd(config: FashionConfig, params) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+
+
+def _adam(config: FashionConfig, params) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=config.lr)
+
+
+# The optimisers by `FashionConfig.optimizer`; declared per run (`code=`) like the models, so that a
+# new optimiser leaves the existing runs current.
+OPTIMIZER_BUILDERS = Table({"sgd": _sgd, "adam": _adam}, name="experiments.OPTIMIZER_BUILDERS")
+
+
 def make_optimizer(config: FashionConfig, params) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr)
-    raise ValueError(f"optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
+    if config.optimizer not in OPTIMIZER_BUILDERS:
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
+    return OPTIMIZER_BUILDERS[config.optimizer](config, params)
 
 
-@experiment("fashion", code=lambda config: [models.MODELS[config.model]])
+@experiment("fashion", code=lambda config: [models.MODELS[config.model], OPTIMIZER_BUILDERS[config.optimizer]])
 def run_fashion(config: FashionConfig, settings: RunSettings) -> dict:
     """Train one Part 2 model for `config.epochs` epochs; record curves, final val/test metrics, predictions and weights."""
     splits = data.image_splits("FashionMNIST", permuted=config.permuted)

@@ -1,15 +1,65 @@
 """What a result depends on: the code it reaches, the constants it reads, the data files, the versions.
 
-Code is found statically. From an experiment's roots (its function, its config class, and what the
+Code is found statically. From an experiment's roots (its function, its config classes, and what the
 experiment declares for a given config) we walk the AST of each top-level definition, resolve the
-names it uses in its module's globals, and follow every function or class of the same package.
-Each definition is fingerprinted by the hash of its AST with docstrings dropped, so comments,
-docstrings and formatting change nothing, while any change to what the code does changes the hash.
+names it uses in its module's globals, and follow every function, class or module-level binding of
+the same package. Each definition is fingerprinted by the hash of a *normal form* of its AST, so
+that edits which cannot change what the code does change nothing, and every other edit changes
+the hash. The rules of the normal form, and why each is sound (cannot hide a change in behaviour):
+
+- Docstrings, comments, formatting and line numbers are dropped. Python never executes comments
+  or layout; a docstring is only read through `__doc__`, which no reached code reads.
+- Annotations are dropped, in modules with `from __future__ import annotations` only: there they
+  are never evaluated, just stored as strings, and nothing in the package reads them
+  (`typing.get_type_hints`, `__annotations__`). Two exceptions keep behaviour: a *bare* annotation
+  in a function (`x: int`) still makes `x` local, so it becomes `x: _`; and in a class body an
+  annotated name still creates a dataclass field, so the statement stays, with its target and
+  default, and only its annotation is replaced by a placeholder, unless the annotation mentions
+  `ClassVar`, `InitVar` or `KW_ONLY` (which dataclasses read from the string: those are kept
+  verbatim). In a module without the future import, annotations are evaluated and kept.
+- Local variables are alpha-renamed (`%0`, `%1`, ... by first occurrence). Python's own symbol
+  table (`symtable`) decides what is local: a name is renamed only if in *every* scope of the
+  definition where it occurs it is a function local (or a free variable bound to one), never a
+  parameter (callers may pass it by keyword), a global, a builtin, an import, a class attribute or
+  the name of a nested function or class (visible in `__qualname__`). The renaming is injective
+  and the new names cannot clash with real ones, so two definitions with the same normal form differ
+  only by consistent renaming of function locals, which Python cannot observe; a definition that
+  could observe its locals (`locals()`, `vars()`, `dir()`, `eval`, `exec`, frames) is not renamed.
+- The text of error messages is dropped: only string constants (and the literal parts of f-strings)
+  that are arguments of the exception constructor in a `raise` statement. A raised exception ends
+  the computation (no result is stored) unless something catches it; so the rule is used only when
+  no reached definition reads a caught exception (`except E as e` whose `e` is used other than in
+  another `raise`): otherwise every message is hashed. Expressions inside f-strings are kept, since
+  they are evaluated.
+- Definitions are identified by content, not by module: a definition moved to another module
+  unchanged keeps its hash, and `hw3.store` matches stored and current entries by (name, hash).
+  What a moved definition's names now resolve to is still checked: package names are followed by
+  content, and every other global it reads (a module, a library function, a builtin shadowed at
+  module level) is recorded in its hash by what it is (`torch.nn.functional`, `torch.optim.Adam`).
+
+Module-level code counts. The top-level statements of a reached module that are not definitions are
+part of the fingerprint of every result that reaches the module (and of every package module it
+imports, since importing runs that module's top level):
+- a name bound once, by `NAME = <pure expression>`, is a *binding*: hashed like a definition when
+  reached code reads it (and its value too, when it is data). Pure means no call other than to known
+  side-effect-free builtins (`tuple`, `dict`, `dataclasses.replace`, `functools.partial`, ...) and to
+  package dataclasses with generated methods only, no walrus, no yield: evaluating it can do nothing
+  but create the value, so if no reached code reads the name, it cannot matter;
+- everything else (calls such as `torch.set_default_dtype`, attribute or item assignments such as
+  `CNN.CHANNELS = ...` or `F.cross_entropy = ...`, a name bound twice, impure bindings, `if`/`for`/
+  `try` blocks) is hashed, in order, as the module's `<module>` code;
+- imports are not hashed as text (so moving code does not stale): what they bind is checked through
+  the names reached code reads, and package modules they import are included as above.
 
 What a static walk cannot see, and how we handle it:
-- Dispatch on a config value through a table (`MODELS[config.model]`): the walk hashes the table
-  by the *names* it holds, not their code, and the experiment declares the object the config
-  selects (`Experiment(code=...)`), so an MLP change does not mark the CNN runs stale.
+- Dispatch on a config value through a table (`MODELS[config.model]`): tables are `Table`s, which
+  the walk skips, and the experiment declares the entries a config selects (`Experiment(code=...)`),
+  so adding a model or an optimiser stales nothing that existed. This is checked, not trusted: while
+  an experiment runs, every lookup in a `Table` is recorded, and the store refuses to write a result
+  that used an entry it did not declare.
+- Run lists (`FASHION`, `bonus.RUNS`): a config class is walked as a root without following the
+  names in its field defaults (`runs = tuple(c for c in FASHION ...)`), since the store compares the
+  whole stored config, every field, with the current one instead.
 - `getattr` with computed names, and code in other packages (torch, numpy): the latter is covered
   by the recorded library versions; the former is avoided in the package (a test checks that every
   registered experiment's closure includes its model).
@@ -19,15 +69,18 @@ What a static walk cannot see, and how we handle it:
 from __future__ import annotations
 
 import ast
+import builtins
 import contextlib
 import dataclasses
 import functools
 import hashlib
-import importlib
+import importlib.metadata
+import importlib.util
 import inspect
 import os
 import platform
 import re
+import symtable
 import sys
 import types
 from collections.abc import Iterable, Iterator
@@ -35,30 +88,176 @@ from pathlib import Path
 from typing import Any
 
 FINGERPRINT_EXEMPT = True  # see `closure`
+MODULE_CODE = "<module>"  # the key suffix of a module's top-level code: 'hw3.train:<module>'
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def stat_signature(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(mtime_ns, size) of a file, or None when it is not there: the key of every memo below."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 # ----------------------------------------------------------------------------------------------
-# Code
+# Tables: dispatch on a config value, checked at run time
+
+
+_lookups: list[list[tuple[str, Any, Any]]] = []  # one list per experiment running in this process
+
+
+class Table(dict):
+    """A dict of package objects selected by a config value (`MODELS[config.model]`).
+
+    The fingerprint walk skips a Table: each experiment declares the entries its config selects
+    (`Experiment(code=...)`). While an experiment runs, lookups are recorded, so the store can
+    refuse a result that used an entry it did not declare; iterating a Table inside a run is
+    recorded as using all of it.
+    """
+
+    def __init__(self, *args, name: str = "table", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.name = name
+
+    def _record(self, key: Any, value: Any) -> None:
+        for lookups in _lookups:
+            lookups.append((self.name, key, value))
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        self._record(key, value)
+        return value
+
+    def get(self, key, default=None):
+        if key in self:
+            return self[key]
+        return default
+
+    def __contains__(self, key) -> bool:
+        found = super().__contains__(key)
+        self._record(key, super().__getitem__(key) if found else KeyError)
+        return found
+
+    def _all(self) -> None:
+        for key, value in super().items():
+            self._record(key, value)
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+    def keys(self):
+        self._all()
+        return super().keys()
+
+    def values(self):
+        self._all()
+        return super().values()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+    def __reduce__(self):  # pickles (to worker processes) as a Table with its name
+        return (_make_table, (dict(super().items()), self.name))
+
+
+def _make_table(entries: dict, name: str) -> Table:
+    return Table(entries, name=name)
+
+
+@contextlib.contextmanager
+def recording_lookups() -> Iterator[list[tuple[str, Any, Any]]]:
+    """Collect the (table, key, value) of every Table lookup inside the block."""
+    lookups: list[tuple[str, Any, Any]] = []
+    _lookups.append(lookups)
+    try:
+        yield lookups
+    finally:
+        _lookups.remove(lookups)
+
+
+# ----------------------------------------------------------------------------------------------
+# Modules: top-level definitions, bindings and module-level code (re-read when the file changes)
+
+
+@dataclasses.dataclass
+class _Module:
+    defs: dict[str, ast.AST]  # def / class by name
+    bindings: dict[str, ast.stmt]  # NAME = expr, NAME bound once at top level (purity is decided later)
+    rest: list[ast.stmt]  # every other non-import, non-definition statement, in order
+    imports: list[str]  # absolute names of the modules imported at top level
+    future_annotations: bool
+
+
+def _bound_names(stmt: ast.stmt) -> list[str]:
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [stmt.name]
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return [(a.asname or a.name).split(".")[0] for a in stmt.names]
+    names = []
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.append(node.id)
+    return names
+
+
+def _imported_modules(stmt: ast.stmt, package: str | None) -> list[str]:
+    if isinstance(stmt, ast.Import):
+        return [a.name for a in stmt.names]
+    if isinstance(stmt, ast.ImportFrom) and stmt.module != "__future__":
+        base = importlib.util.resolve_name("." * stmt.level + (stmt.module or ""), package) if stmt.level else stmt.module
+        # `from . import models` imports the submodule `models`; `from .x import f` imports `x`.
+        return [base, *(f"{base}.{a.name}" for a in stmt.names)]
+    return []
 
 
 @functools.lru_cache(maxsize=None)
-def _module_tree(module_name: str, mtime_ns: int) -> dict[str, ast.AST]:
-    """Top-level definitions of a module's source file, by name (re-read when the file changes)."""
-    path = sys.modules[module_name].__file__
+def _parse_module(path: str, signature: tuple[int, int] | None, package: str | None) -> _Module:
     tree = ast.parse(Path(path).read_text(encoding="utf-8"))
-    defs: dict[str, ast.AST] = {}
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            defs[node.name] = node
-    return defs
+    body = list(tree.body)
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+        body = body[1:]  # the module docstring
+    counts: dict[str, int] = {}
+    for stmt in body:
+        for name in set(_bound_names(stmt)):
+            counts[name] = counts.get(name, 0) + 1
+    defs, bindings, rest, imports, future = {}, {}, [], [], False
+    for stmt in body:
+        if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
+            future = future or any(a.name == "annotations" for a in stmt.names)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            imports += _imported_modules(stmt, package)
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defs[stmt.name] = stmt
+        elif (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+              and counts[stmt.targets[0].id] == 1):
+            bindings[stmt.targets[0].id] = stmt
+        elif (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None
+              and counts[stmt.target.id] == 1):
+            bindings[stmt.target.id] = stmt
+        else:
+            rest.append(stmt)
+    return _Module(defs, bindings, rest, imports, future)
+
+
+def _module_info(module_name: str) -> _Module:
+    module = sys.modules[module_name]
+    path = module.__file__
+    return _parse_module(path, stat_signature(path), getattr(module, "__package__", None))
 
 
 def _definitions(module_name: str) -> dict[str, ast.AST]:
-    return _module_tree(module_name, os.stat(sys.modules[module_name].__file__).st_mtime_ns)
+    return _module_info(module_name).defs
+
+
+# ----------------------------------------------------------------------------------------------
+# The normal form of a definition
 
 
 class _DropDocstrings(ast.NodeTransformer):
@@ -72,24 +271,140 @@ class _DropDocstrings(ast.NodeTransformer):
     visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _strip
 
 
-def normalised_source_hash(node: ast.AST, known_fields: frozenset[str] | None = None) -> str:
-    """Hash of a definition's AST without docstrings; `ast.dump` omits line numbers and comments.
+_KEPT_ANNOTATIONS = re.compile(r"\b(ClassVar|InitVar|KW_ONLY)\b")
+_PLACEHOLDER = "_"
 
-    With `known_fields`, a dataclass is hashed without its defaulted fields not named there: the
-    hash it had before such fields were added (see `closure`).
-    """
-    clean = _DropDocstrings().visit(ast.parse(ast.unparse(node)))
+
+def _drop_annotations(tree: ast.AST) -> None:
+    """Annotations replaced by a placeholder (see the module docstring for what must stay)."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.returns = None
+            args = node.args
+            for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+                if a is not None:
+                    a.annotation = None
+        elif isinstance(node, ast.AnnAssign) and not _KEPT_ANNOTATIONS.search(ast.unparse(node.annotation)):
+            node.annotation = ast.Name(_PLACEHOLDER, ast.Load())
+
+
+def _message_arg(arg: ast.expr) -> ast.expr:
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return ast.Constant("<message>")
+    if isinstance(arg, ast.JoinedStr):  # keep what is evaluated, drop the literal text
+        return ast.JoinedStr([v for v in arg.values if isinstance(v, ast.FormattedValue)])
+    if isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Add):
+        return ast.BinOp(_message_arg(arg.left), ast.Add(), _message_arg(arg.right))
+    return arg
+
+
+def _drop_messages(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            node.exc.args = [_message_arg(a) for a in node.exc.args]
+
+
+def reads_caught_exception(tree: ast.AST) -> bool:
+    """Does `tree` use a caught exception (`except E as e`) other than inside a `raise`?"""
+    for handler in ast.walk(tree):
+        if isinstance(handler, ast.ExceptHandler) and handler.name:
+            inside_raise = {id(n) for stmt in ast.walk(handler) if isinstance(stmt, ast.Raise) for n in ast.walk(stmt)}
+            for n in ast.walk(handler):
+                if isinstance(n, ast.Name) and n.id == handler.name and id(n) not in inside_raise:
+                    return True
+    return False
+
+
+_INTROSPECTION = {"locals", "vars", "dir", "eval", "exec"}
+
+
+def _renamable_locals(tree: ast.AST) -> set[str]:
+    """Names that are function locals wherever they occur in `tree` (see the module docstring)."""
+    for n in ast.walk(tree):
+        if (isinstance(n, ast.Name) and n.id in _INTROSPECTION) or (isinstance(n, ast.Attribute) and n.attr in (
+                "_getframe", "currentframe", "f_locals")) or isinstance(n, ast.match_case):
+            return set()
+    candidates: set[str] = set()
+    forbidden: set[str] = set()
+
+    def visit(table: symtable.SymbolTable) -> None:
+        for child in table.get_children():
+            forbidden.add(child.get_name())  # nested functions and classes (and the definition itself)
+            visit(child)
+        if table.get_type() != "function":
+            forbidden.update(s.get_name() for s in table.get_symbols())
+            return
+        for s in table.get_symbols():
+            if s.is_parameter() or s.is_global() or s.is_declared_global() or s.is_imported():
+                forbidden.add(s.get_name())
+            elif s.is_local() or s.is_free() or s.is_nonlocal():
+                candidates.add(s.get_name())
+            else:
+                forbidden.add(s.get_name())
+
+    visit(symtable.symtable(ast.unparse(tree), "<definition>", "exec"))
+    return candidates - forbidden
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, names: set[str]):
+        self.names, self.new = names, {}
+
+    def _map(self, name: str) -> str:
+        if name not in self.names:
+            return name
+        return self.new.setdefault(name, f"%{len(self.new)}")
+
+    def visit_Name(self, node):
+        node.id = self._map(node.id)
+        return node
+
+    def visit_ExceptHandler(self, node):
+        if node.name:
+            node.name = self._map(node.name)
+        self.generic_visit(node)
+        return node
+
+    def visit_Nonlocal(self, node):
+        node.names = [self._map(n) for n in node.names]
+        return node
+
+
+def _drop_fields(tree: ast.AST, known_fields: frozenset[str]) -> None:
+    """A dataclass without its defaulted fields not in `known_fields` (see `closure`)."""
+    for cls in tree.body:
+        if isinstance(cls, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in cls.decorator_list):
+            cls.body = [s for s in cls.body if not (isinstance(s, ast.AnnAssign) and s.value is not None and isinstance(s.target, ast.Name)
+                                                    and s.target.id not in known_fields)] or [ast.Pass()]
+
+
+def normal_form(node: ast.AST, future_annotations: bool = True, drop_messages: bool = True,
+                known_fields: frozenset[str] | None = None) -> ast.Module:
+    """The definition `node` in normal form (a fresh tree; see the module docstring)."""
+    tree = _DropDocstrings().visit(ast.parse(ast.unparse(node)))
     if known_fields is not None:
-        for cls in clean.body:
-            if isinstance(cls, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in cls.decorator_list):
-                cls.body = [s for s in cls.body if not (isinstance(s, ast.AnnAssign) and s.value is not None and isinstance(s.target, ast.Name)
-                                                        and s.target.id not in known_fields)] or [ast.Pass()]
-    return _digest(ast.dump(clean))
+        _drop_fields(tree, known_fields)
+    if future_annotations:
+        _drop_annotations(tree)
+    if drop_messages:
+        _drop_messages(tree)
+    return _Rename(_renamable_locals(tree)).visit(tree)
+
+
+def normalised_source_hash(node: ast.AST, known_fields: frozenset[str] | None = None) -> str:
+    """Hash of a definition's normal form; `ast.dump` omits line numbers and comments."""
+    return _digest(ast.dump(normal_form(node, known_fields=known_fields)))
 
 
 @functools.lru_cache(maxsize=None)
-def _definition_hash(module_name: str, name: str, mtime_ns: int, known_fields: frozenset[str] | None = None) -> str:
-    return normalised_source_hash(_module_tree(module_name, mtime_ns)[name], known_fields)
+def _normal(module_name: str, name: str, signature: Any, drop_messages: bool, known: frozenset[str] | None) -> ast.Module:
+    info = _module_info(module_name)
+    node = info.defs.get(name) or info.bindings[name]
+    return normal_form(node, info.future_annotations, drop_messages, known)
+
+
+# ----------------------------------------------------------------------------------------------
+# Resolving names
 
 
 def _unwrap(obj: Any) -> Any:
@@ -101,21 +416,41 @@ def _unwrap(obj: Any) -> Any:
         obj = inner
 
 
+def _in_package(module_name: str, package: str) -> bool:
+    return (module_name.split(".")[0] == package and module_name in sys.modules
+            and getattr(sys.modules[module_name], "__file__", None) is not None
+            and not getattr(sys.modules[module_name], "FINGERPRINT_EXEMPT", False))
+
+
 def _identity(obj: Any, package: str) -> tuple[str, str] | None:
     """(module, top-level name) of a function or class defined at the top level of a module of `package`."""
     obj = _unwrap(obj)
     if not isinstance(obj, (types.FunctionType, type)):
         return None
     module, qualname = getattr(obj, "__module__", None) or "", getattr(obj, "__qualname__", "")
-    if module.split(".")[0] != package or module not in sys.modules or getattr(sys.modules[module], "FINGERPRINT_EXEMPT", False):
+    if not _in_package(module, package):
         return None
     top = qualname.split(".")[0]
     return (module, top) if top in _definitions(module) else None
 
 
-def _references(node: ast.AST) -> Iterator[tuple[str, ...]]:
-    """Dotted name chains loaded in `node`: `train.fit` → ('train', 'fit'), `MLP` → ('MLP',)."""
+def _binding_of(value: Any, name: str, package: str) -> tuple[str, str] | None:
+    """The package module that binds `name` to `value` at top level (a binding imported elsewhere)."""
+    for module_name, module in list(sys.modules.items()):
+        if _in_package(module_name, package) and vars(module).get(name, _MISSING) is value \
+                and name in _module_info(module_name).bindings:
+            return module_name, name
+    return None
+
+
+_MISSING = object()
+
+
+def _references(node: ast.AST, skip: set[int] = frozenset()) -> Iterator[tuple[str, ...]]:
+    """Dotted name chains loaded in `node` (outside the nodes in `skip`): `train.fit` → ('train', 'fit'), `MLP` → ('MLP',)."""
     for sub in ast.walk(node):
+        if id(sub) in skip:
+            continue
         if isinstance(sub, ast.Attribute):
             chain, cur = [], sub
             while isinstance(cur, ast.Attribute):
@@ -129,6 +464,115 @@ def _references(node: ast.AST) -> Iterator[tuple[str, ...]]:
 
 def _is_constant(value: Any) -> bool:
     return not (callable(value) or isinstance(value, types.ModuleType))
+
+
+def _describe_external(value: Any) -> str:
+    """What a global bound outside the package is: a module, a library function or class, or data."""
+    if isinstance(value, types.ModuleType):
+        return f"module {value.__name__}"
+    if callable(value) and getattr(value, "__qualname__", None):
+        return f"{getattr(value, '__module__', None)}.{value.__qualname__}"
+    return f"{type(value).__module__}.{type(value).__qualname__} {_constant_hash(value)}"
+
+
+# Calls that only build a value (no side effects): what a pure binding may call. (Not `map`,
+# `sorted`, `min`: they call functions given as arguments.)
+_PURE_BUILTINS = {tuple, list, dict, set, frozenset, range, reversed, enumerate, zip, len, str, int, float, bool}
+_PURE_FUNCTIONS = {dataclasses.field, functools.partial, Table}
+_PURE_METHODS = {"values", "items", "keys", "get", "index", "count", "copy"}
+
+
+def _resolve(expr: ast.expr, namespace: dict) -> Any:
+    """The object a Name or an attribute chain of names denotes now, or _MISSING."""
+    chain = next(iter(_references(expr)), None) if isinstance(expr, (ast.Name, ast.Attribute)) else None
+    if chain is None:
+        return _MISSING
+    value = namespace.get(chain[0], getattr(builtins, chain[0], _MISSING))
+    for attr in chain[1:]:
+        if value is _MISSING or not isinstance(value, (types.ModuleType, type)):
+            return _MISSING  # an attribute of data may be a property: code we do not see
+        value = getattr(value, attr, _MISSING)
+    return value
+
+
+def _plain_dataclass(cls: Any, package: str) -> bool:
+    """A package dataclass whose special methods are all generated: constructing one runs no package code."""
+    ident = _identity(cls, package)
+    if ident is None or not dataclasses.is_dataclass(cls):
+        return False
+    node = _definitions(ident[0])[ident[1]]
+    # `__call__` runs only when an instance is called, which a pure expression never does.
+    return not any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name.startswith("__") and s.name != "__call__"
+                   for s in node.body)
+
+
+def _all_dataclasses_plain(package: str, module: str) -> bool:
+    """`dataclasses.replace(obj, ...)` calls `type(obj).__init__`: pure when every dataclass whose instance
+    the module's top level can hold is plain: those of the module and of the package modules it imports
+    (transitively), which is all that was loaded when it ran. (Independent of what else is loaded now.)"""
+    return _all_plain(package, module, package_signature(package))
+
+
+def _imported_closure(module: str, package: str) -> set[str]:
+    seen, todo = {module}, [module]
+    while todo:
+        for imported in _module_info(todo.pop()).imports:
+            if _in_package(imported, package) and imported not in seen:
+                seen.add(imported)
+                todo.append(imported)
+    return seen
+
+
+@functools.lru_cache(maxsize=64)
+def _all_plain(package: str, module: str, _files: tuple) -> bool:
+    for module_name in sorted(_imported_closure(module, package)):
+        namespace = vars(sys.modules[module_name])
+        for name in _definitions(module_name):
+            cls = namespace.get(name)
+            if dataclasses.is_dataclass(cls) and not _plain_dataclass(cls, package):
+                return False
+    return True
+
+
+def _is_pure(expr: ast.expr, namespace: dict, package: str) -> bool:
+    module = namespace.get("__name__", "")
+    """Can evaluating `expr` do anything but build its value? (Conservative: False when unsure.)"""
+    todo = [expr]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Lambda):
+            continue  # its body runs when called, not when bound
+        if isinstance(node, (ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await)):
+            return False
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr in _PURE_METHODS and isinstance(
+                    _data_value(func.value, namespace), (dict, tuple, list)):
+                todo.extend([func.value, *node.args, *node.keywords])
+                continue
+            target = _resolve(func, namespace)
+            try:
+                known = target in _PURE_BUILTINS or target in _PURE_FUNCTIONS
+            except TypeError:  # unhashable
+                known = False
+            if target is dataclasses.replace:
+                known = _all_dataclasses_plain(package, module)
+            if not (known or _plain_dataclass(target, package)):
+                return False
+            todo.extend([*node.args, *node.keywords])
+            continue
+        if isinstance(node, ast.Attribute) and _resolve(node, namespace) is _MISSING:
+            return False  # an attribute of data: possibly a property, whose code runs here
+        todo.extend(ast.iter_child_nodes(node))
+    return True
+
+
+def _data_value(expr: ast.expr, namespace: dict) -> Any:
+    return namespace.get(expr.id, _MISSING) if isinstance(expr, ast.Name) else _MISSING
+
+
+# ----------------------------------------------------------------------------------------------
+# Constants
 
 
 def _constant_hash(value: Any, known_fields: frozenset[str] | None = None) -> str:
@@ -163,111 +607,294 @@ def _repr_without_new_fields(value: Any, known: frozenset[str]) -> str:
     return repr(value)
 
 
-def closure(roots: Iterable[Any], package: str, known_fields: Iterable[str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+# ----------------------------------------------------------------------------------------------
+# The closure
+
+
+def config_classes(config: Any) -> list[type]:
+    """The dataclass types of `config` and of every config nested in its fields (roots of the walk)."""
+    out: list[type] = []
+    todo = [config]
+    while todo:
+        value = todo.pop()
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            if type(value) not in out:
+                out.append(type(value))
+            todo.extend(getattr(value, f.name) for f in dataclasses.fields(value))
+        elif isinstance(value, (tuple, list)):
+            todo.extend(value)
+        elif isinstance(value, dict):
+            todo.extend(value.values())
+    return out
+
+
+def _field_default_nodes(node: ast.AST) -> set[int]:
+    """ids of the AST nodes inside a dataclass's field defaults (not followed for a config root)."""
+    if not isinstance(node, ast.ClassDef):
+        return set()
+    return {id(n) for s in node.body if isinstance(s, ast.AnnAssign) and s.value is not None for n in ast.walk(s.value)}
+
+
+def closure(roots: Iterable[Any], package: str, known_fields: Iterable[str] | None = None,
+            config_roots: Iterable[type] = ()) -> tuple[dict[str, str], dict[str, str]]:
     """({'module:Name': hash} of every definition reached, {'module:NAME': hash} of constants read).
 
     Modules that set FINGERPRINT_EXEMPT (the store, this module, paths) are not followed: they decide
     where and how results are kept, not what they are, so editing them must not invalidate results.
 
-    `known_fields` (the field names of a stored config) hashes every dataclass, and every dataclass
-    instance in a constant, as if its defaulted fields not named there did not exist: a definition
-    whose hash then matches the stored one changed only by new defaulted config fields.
+    `config_roots` are config classes: walked without following their field defaults (the store
+    compares the config's values instead). `known_fields` (the field names of a stored config) hashes
+    every dataclass, and every dataclass instance in a constant, as if its defaulted fields not named
+    there did not exist: a definition whose hash then matches the stored one changed only by new
+    defaulted config fields.
     """
-    files = tuple(sorted((m, os.stat(mod.__file__).st_mtime_ns) for m, mod in list(sys.modules.items())
-                         if m.split(".")[0] == package and getattr(mod, "__file__", None)))
     known = None if known_fields is None else frozenset(known_fields)
-    code, constants = _closure(tuple(roots), package, files, known)
+    code, constants = _closure(tuple(roots), tuple(config_roots), package, package_signature(package), known)
     return dict(code), dict(constants)
 
 
-@functools.lru_cache(maxsize=256)
-def _closure(roots: tuple, package: str, _files: tuple, known: frozenset[str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
-    # `_files` (module mtimes) is only part of the memo key: an edited file invalidates the memo.
-    code: dict[str, str] = {}
-    constants: dict[str, str] = {}
-    todo = [r for r in roots]
-    while todo:
-        ident = _identity(todo.pop(), package)
-        if ident is None:
-            continue
-        key = f"{ident[0]}:{ident[1]}"
-        if key in code:
-            continue
-        node = _definitions(ident[0])[ident[1]]
-        code[key] = _definition_hash(ident[0], ident[1], os.stat(sys.modules[ident[0]].__file__).st_mtime_ns, known)
-        namespace = vars(sys.modules[ident[0]])
-        for chain in set(_references(node)):
+def package_signature(package: str) -> tuple:
+    """(module, stat signature) of every loaded module of `package`: changes whenever a source file does."""
+    return tuple(sorted((m, stat_signature(mod.__file__)) for m, mod in list(sys.modules.items())
+                        if m.split(".")[0] == package and getattr(mod, "__file__", None)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _closure(roots: tuple, config_roots: tuple, package: str, _files: tuple,
+             known: frozenset[str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    # `_files` (module stat signatures) is only part of the memo key: an edited file invalidates the memo.
+    walk = _Walk(package, known)
+    for root in config_roots:
+        walk.add_object(root, as_config=True)
+    for root in roots:
+        walk.add_object(root)
+    walk.run()
+    return walk.hashes(), walk.constants
+
+
+@functools.lru_cache(maxsize=None)
+def _chains(module: str, name: str, signature: Any, as_config: bool) -> tuple[tuple[str, ...], ...]:
+    """The name chains a definition reads (for a config root, outside its field defaults), sorted."""
+    node = _normal(module, name, signature, False, None).body[0]
+    skip = _field_default_nodes(node) if as_config else set()
+    return tuple(sorted(set(_references(node, skip))))
+
+
+class _Walk:
+    """One closure computation: items are (module, name) definitions and bindings."""
+
+    def __init__(self, package: str, known: frozenset[str] | None):
+        self.package, self.known = package, known
+        self.todo: list[tuple[str, str, bool]] = []
+        self.seen: dict[tuple[str, str], bool] = {}  # item → walked as a config root only
+        self.externals: dict[tuple[str, str], list[str]] = {}
+        self.constants: dict[str, str] = {}
+        self.modules: set[str] = set()
+
+    def add_object(self, obj: Any, as_config: bool = False) -> None:
+        ident = _identity(obj, self.package)
+        if ident is not None:
+            self.todo.append((*ident, as_config))
+
+    def run(self) -> None:
+        while self.todo:
+            module, name, as_config = self.todo.pop()
+            if (module, name) in self.seen and (as_config or not self.seen[(module, name)]):
+                continue
+            self.seen[(module, name)] = as_config
+            self.modules.add(module)
+            self._follow(module, name, as_config)
+        self._add_imported_modules()
+
+    def _node(self, module: str, name: str) -> ast.AST:
+        info = _module_info(module)
+        return info.defs.get(name) or info.bindings[name]
+
+    def _follow(self, module: str, name: str, as_config: bool) -> None:
+        namespace = vars(sys.modules[module])
+        info = _module_info(module)
+        externals = self.externals.setdefault((module, name), [])
+        for chain in _chains(module, name, stat_signature(sys.modules[module].__file__), as_config):
             if chain[0] not in namespace:
                 continue  # a local, a parameter or a builtin
-            value, owner, name = namespace[chain[0]], ident[0], chain[0]
-            for attr in chain[1:]:  # follow module attributes: models.MLP, hw3.train.fit
-                if not isinstance(value, types.ModuleType) or not hasattr(value, attr):
-                    break
-                owner, name, value = value.__name__, attr, getattr(value, attr)
+            value = namespace[chain[0]]
             if isinstance(value, types.ModuleType):
-                continue
+                if value.__name__.split(".")[0] != self.package:
+                    externals.append(f"{chain[0]}={_describe_external(value)}")
+                    continue
+                owner, attr_name = value.__name__, None
+                for attr in chain[1:]:  # follow module attributes: models.MLP, hw3.train.fit
+                    if not isinstance(value, types.ModuleType) or not hasattr(value, attr):
+                        break
+                    owner, attr_name, value = value.__name__, attr, getattr(value, attr)
+                if attr_name is not None and not isinstance(value, types.ModuleType):
+                    self._reach(owner, attr_name, value)
+            elif chain[0] in info.defs or chain[0] in info.bindings or self._package_object(value, chain[0]):
+                self._reach(module, chain[0], value)
+            else:  # a library object imported by name: what it is counts (a moved definition may see another)
+                externals.append(f"{chain[0]}={_describe_external(value)}")
+
+    def _package_object(self, value: Any, name: str) -> bool:
+        owner = getattr(value, "__module__", None)
+        if isinstance(owner, str):
+            return owner.split(".")[0] == self.package
+        return _binding_of(value, name, self.package) is not None
+
+    def _reach(self, owner: str, name: str, value: Any) -> None:
+        if isinstance(value, Table):
+            return  # entries are declared by the experiment (`code=`) and checked at run time
+        if not _in_package(owner, self.package):
+            return
+        info = _module_info(owner)
+        if name in info.defs and _identity(value, self.package) == (owner, name):
+            self.todo.append((owner, name, False))
+            return
+        if name in info.bindings:
+            self.todo.append((owner, name, False))
             if _is_constant(value):
-                if owner.split(".")[0] == package and not getattr(sys.modules.get(owner), "FINGERPRINT_EXEMPT", False):
-                    constants[f"{owner}:{name}"] = _constant_hash(value, known)
-            else:
-                todo.append(value)
-    return code, constants
+                self.constants[f"{owner}:{name}"] = _constant_hash(value, self.known)
+            return
+        ident = _identity(value, self.package) or _binding_of(value, name, self.package)
+        if ident is not None and ident != (owner, name):
+            self._reach(ident[0], ident[1], value)
+        elif ident is None and _is_constant(value):  # data bound some other way (e.g. in a loop): its value is what counts
+            self.constants[f"{owner}:{name}"] = _constant_hash(value, self.known)
+
+    def _add_imported_modules(self) -> None:
+        todo = list(self.modules)
+        while todo:
+            for imported in _module_info(todo.pop()).imports:
+                if _in_package(imported, self.package) and imported not in self.modules:
+                    self.modules.add(imported)
+                    todo.append(imported)
+
+    def _drop_messages(self) -> bool:
+        return not any(_reads_caught(m, n, stat_signature(sys.modules[m].__file__)) for m, n in self.seen)
+
+    def hashes(self) -> dict[str, str]:
+        drop = self._drop_messages()
+        out = {}
+        for module, name in self.seen:
+            sig = stat_signature(sys.modules[module].__file__)
+            tree = _normal(module, name, sig, drop, self.known)
+            extra = sorted(set(self.externals.get((module, name), [])))
+            out[f"{module}:{name}"] = _digest(ast.dump(tree) + "\n" + "\n".join(extra))
+        for module in sorted(self.modules):
+            text = _module_code(module, self.package, stat_signature(sys.modules[module].__file__))
+            if text:
+                out[f"{module}:{MODULE_CODE}"] = _digest(text)
+        return out
+
+
+@functools.lru_cache(maxsize=None)
+def _reads_caught(module: str, name: str, _signature: Any) -> bool:
+    info = _module_info(module)
+    return reads_caught_exception(info.defs.get(name) or info.bindings[name])
+
+
+@functools.lru_cache(maxsize=None)
+def _module_code(module: str, package: str, _signature: Any) -> str:
+    """The module's top-level code that is neither a definition, an import nor a pure binding."""
+    info = _module_info(module)
+    namespace = vars(sys.modules[module])
+    stmts = [s for s in info.rest]
+    stmts += [s for s in info.bindings.values() if not _is_pure(s.value, namespace, package)]
+    stmts.sort(key=lambda s: s.lineno)
+    return "\n".join(ast.dump(normal_form(s, info.future_annotations, drop_messages=False)) for s in stmts)
 
 
 # ----------------------------------------------------------------------------------------------
 # Data files: recorded while an experiment runs, hashed by content
 
 
-_recording: list[list[Path]] = []
+_recording: list[dict[Path, str | None]] = []
 
 
 @contextlib.contextmanager
-def recording_data_files() -> Iterator[list[Path]]:
-    """Collect the data files read inside the block (see `record_data_file`)."""
-    files: list[Path] = []
+def recording_data_files() -> Iterator[dict[Path, str | None]]:
+    """Collect the data files read inside the block, with their hash when first read (see `record_data_file`)."""
+    files: dict[Path, str | None] = {}
     _recording.append(files)
     try:
         yield files
     finally:
-        _recording.pop()
+        _recording.remove(files)
 
 
 def record_data_file(path: Path) -> None:
     """Called by the data layer for every file an experiment reads (even when served from memory)."""
     for files in _recording:
         if path not in files:
-            files.append(path)
+            files[path] = file_hash(path)
 
 
-@functools.lru_cache(maxsize=64)
-def _file_hash(path: str, size: int, mtime_ns: int) -> str:
+@functools.lru_cache(maxsize=256)
+def _file_hash(path: str, signature: tuple[int, int]) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()[:16]
 
 
 def file_hash(path: Path) -> str | None:
-    """Content hash of a file, or None when it is not there (e.g. rendering without the datasets)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return _file_hash(str(path), st.st_size, st.st_mtime_ns)
+    """Content hash of a file (memoised on its stat signature), or None when it is not there."""
+    signature = stat_signature(path)
+    return None if signature is None else _file_hash(str(path), signature)
+
+
+@functools.lru_cache(maxsize=256)
+def _file_sha256(path: str, signature: tuple[int, int]) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def file_sha256(path: Path) -> str | None:
+    """The full sha256 of a file's bytes (memoised on its stat signature), or None when it is not there."""
+    signature = stat_signature(path)
+    return None if signature is None else _file_sha256(str(path), signature)
 
 
 # ----------------------------------------------------------------------------------------------
 # Environment: library versions (compared) and the machine (reported only)
 
 
+@functools.lru_cache(maxsize=None)
+def _version_file(lib: str) -> str | None:
+    spec = importlib.util.find_spec(lib)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return os.path.join(locations[0], "version.py") if locations else None
+
+
+@functools.lru_cache(maxsize=None)
+def _installed_version(lib: str, path: str | None, signature: tuple[int, int] | None) -> str:
+    # torch and torchvision write `__version__ = '2.14.1+cu130'` into <lib>/version.py, with the
+    # build suffix that `importlib.metadata` leaves out; read it without importing the library.
+    if path is not None and signature is not None:
+        match = re.search(r"""^__version__\s*=\s*['"]([^'"]+)['"]""", Path(path).read_text(), re.M)
+        if match:
+            return match.group(1)
+    try:
+        return importlib.metadata.version(lib)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
 def versions() -> dict[str, str]:
+    """Library versions: of the imported module when it is loaded (what runs), else the installed one.
+
+    Reading the installed version spares a render importing torchvision (seconds) only to read its
+    version. Memoised on the version file's stat signature, so a reinstall is seen.
+    """
     out = {"python": platform.python_version()}
     for lib in ("torch", "torchvision", "numpy"):
-        try:
-            out[lib] = str(importlib.import_module(lib).__version__)
-        except ImportError:
-            out[lib] = "absent"
+        module = sys.modules.get(lib)
+        if module is not None and hasattr(module, "__version__"):
+            out[lib] = str(module.__version__)
+        else:
+            path = _version_file(lib)
+            out[lib] = _installed_version(lib, path, stat_signature(path) if path else None)
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_model() -> str:
     """The CPU's marketing name (from /proc/cpuinfo on Linux), else what `platform` knows."""
     with contextlib.suppress(OSError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .fingerprint import Table
+
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable scalars in `model`."""
@@ -128,12 +130,12 @@ class WideCNN(nn.Module):
 
 
 # The bonus models by the name a `BonusConfig.model` uses; declared per experiment like `MODELS`.
-BONUS_MODELS: dict[str, type[nn.Module]] = {"bn-cnn": BonusCNN, "wide": WideCNN}
+BONUS_MODELS: dict[str, type[nn.Module]] = Table({"bn-cnn": BonusCNN, "wide": WideCNN}, name="models.BONUS_MODELS")
 
 
 # The Part 2 models by the name a config uses. Experiments declare the entry their config selects
 # (see `hw3.fingerprint`), so a change to one model leaves the other model's results current.
-MODELS: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": CNN}
+MODELS: dict[str, type[nn.Module]] = Table({"mlp": MLP, "cnn": CNN}, name="models.MODELS")
 
 
 def build(name: str) -> nn.Module:

@@ -32,6 +32,8 @@ def make_new_samples(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
     _check_digits(x1, "x1"), _check_digits(x2, "x2")
     if x1.shape != x2.shape:
         raise ValueError(f"x1 and x2 must have the same shape, got {tuple(x1.shape)} and {tuple(x2.shape)}")
+    if x1.dtype != x2.dtype:  # writing one into a canvas of the other's dtype would cast it silently (floats to 0 in uint8)
+        raise ValueError(f"x1 and x2 must have the same dtype, got {x1.dtype} and {x2.dtype}; convert both explicitly")
     left = x1.new_zeros(*x1.shape[:-2], CANVAS, CANVAS)
     right = left.clone()
     left[..., :DIGIT, :DIGIT] = x1
@@ -48,7 +50,7 @@ def make_new_sample(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         _check_digits(x, name)
         if tuple(x.shape) not in ((DIGIT, DIGIT), (1, DIGIT, DIGIT)):
             raise ValueError(f"{name} must be 28×28 or 1×28×28, got shape {tuple(x.shape)}; use make_new_samples for batches")
-    canvas = make_new_samples(x1.reshape(DIGIT, DIGIT), x2.reshape(DIGIT, DIGIT).to(x1.dtype))
+    canvas = make_new_samples(x1.reshape(DIGIT, DIGIT), x2.reshape(DIGIT, DIGIT))
     return canvas.unsqueeze(0) if x1.ndim == 3 else canvas
 
 

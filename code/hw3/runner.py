@@ -10,6 +10,7 @@ futures that depend on their upstream futures; the cache folder must be shared b
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
@@ -17,7 +18,7 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm.auto import tqdm
 
 from . import allocator
-from .store import Experiment, RunSettings
+from .store import Experiment, RunSettings, prepare_folder
 
 Run = tuple[Experiment, Any]
 
@@ -110,10 +111,15 @@ def expected_cost(run: Run) -> float:
 def run_missing(runs: list[Run], jobs: int | None = None, device: str | None = None, scheduler: str | None = None,
                 force: bool = False) -> int:
     """Compute every run that is not current (or all of `runs`, with `force`); print wall times at the end."""
+    check_device(device)  # before anything is computed, for every experiment (some never touch a device)
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
     todo = to_compute(runs, force)
     if not todo:
         print(f"All {len(runs)} experiments are cached and current; nothing to compute.")
         return 0
+    for exp, config in todo:  # an unwritable cache or a stale temporary fails now, not after hours of computing
+        prepare_folder(exp.folder(config))
     started = time.perf_counter()
     times = _run_on_dask(todo, scheduler, device) if scheduler else _run_locally(todo, jobs, device)
     total = time.perf_counter() - started
@@ -156,6 +162,25 @@ def _run_on_dask(todo: list[Run], scheduler: str, device: str | None) -> dict[st
             futures[exp.name(config)] = client.submit(run_one, exp, config, device, None, None, *waits,
                                                       key=f"hw3-{exp.name(config)}", pure=False)
         return dict(future.result() for future in as_completed(list(futures.values())))
+
+
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?|auto")
+
+
+def check_device(device: str | None) -> None:
+    """A device this machine has: cpu, cuda, cuda:N or auto (None); ValueError in one line otherwise."""
+    if device is None or device == "auto":
+        return
+    if not _DEVICE.fullmatch(device):
+        raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} was requested but CUDA is not available here")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} was requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def _cuda_available() -> bool:

@@ -23,7 +23,9 @@ The outputs are pickles: load only caches you trust (your own, or this repositor
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -49,12 +51,29 @@ class CacheMissError(RuntimeError):
     """A result is missing, stale or unreadable, in cache-only mode; the message says why and how to fix it."""
 
 
+class StoreError(RuntimeError):
+    """A result was not written (the code changed while it ran, the cache is not writable, ...); the message says why."""
+
+
+_OFF, _ON = ("", "0", "false", "no", "off"), ("1", "true", "yes", "on")
+
+
+def env_flag(name: str) -> bool:
+    """An on/off environment variable: 1/true/yes/on or 0/false/no/off (or unset); anything else is an error."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in _OFF:
+        return False
+    if value in _ON:
+        return True
+    raise ValueError(f"{name}={os.environ[name]!r} is not an on/off value: use 1, true, yes, on or 0, false, no, off")
+
+
 def cache_only() -> bool:
-    return os.environ.get("HW3_CACHE_ONLY", "").strip().lower() not in ("", "0", "false", "no")
+    return env_flag("HW3_CACHE_ONLY")
 
 
 def strict_versions() -> bool:
-    return os.environ.get("HW3_STRICT_VERSIONS", "").strip().lower() not in ("", "0", "false", "no")
+    return env_flag("HW3_STRICT_VERSIONS")
 
 
 @dataclass(frozen=True)
@@ -111,6 +130,15 @@ def config_name(prefix: str, config: Any) -> str:
 
 
 def config_key(prefix: str, config: Any) -> str:
+    try:
+        return _config_key(prefix, config)
+    except TypeError:  # an unhashable config: no memo
+        return _config_key.__wrapped__(prefix, config)
+
+
+@functools.lru_cache(maxsize=4096)
+def _config_key(prefix: str, config: Any) -> str:
+    # Configs are frozen, so the key of an equal config is the same (joblib.hash costs ~1 ms).
     return joblib.hash({"experiment": prefix, "config_class": type(config).__qualname__, "fields": non_default_fields(config)})
 
 
@@ -120,25 +148,97 @@ def config_key(prefix: str, config: Any) -> str:
 
 @dataclass
 class Status:
-    state: str  # 'cached', 'stale' or 'missing'
-    reasons: list[str] = field(default_factory=list)  # why stale (or missing)
+    state: str  # 'cached', 'stale', 'missing' or 'unreadable'
+    reasons: list[str] = field(default_factory=list)  # why stale (or missing, or unreadable)
     notes: list[str] = field(default_factory=list)  # differences that do not make it stale
 
     def __str__(self) -> str:
         return "; ".join(self.reasons) if self.reasons else self.state
 
 
+def _label(key: str) -> str:
+    module, _, name = key.partition(":")
+    return f"module-level code of {module}" if name == fingerprint.MODULE_CODE else f"{module}.{name}"
+
+
 def _diff(kind: str, stored: dict[str, str], current: dict[str, str]) -> list[str]:
+    """Reasons, by name; a definition found under another module with the same hash has only moved."""
+    def by_name(d: dict[str, str]) -> set[tuple[str, str]]:
+        return {(k.partition(":")[2], v) for k, v in d.items()}
+
+    moved_from, moved_to = by_name(stored), by_name(current)
+    current_names = {k.partition(":")[2] for k in current}
+    stored_names = {k.partition(":")[2] for k in stored}
     reasons = []
     for key in sorted(set(stored) | set(current)):
-        label = key.replace(":", ".")
-        if key not in current:
-            reasons.append(f"{label} {'no longer used' if kind == 'code' else 'removed'}")
-        elif key not in stored:
-            reasons.append(f"{label} newly used")
-        elif stored[key] != current[key]:
-            reasons.append(f"{label} changed")
+        name = key.partition(":")[2]
+        if stored.get(key) == current.get(key) or (key in current and (name, current[key]) in moved_from) \
+                or (key in stored and (name, stored[key]) in moved_to):
+            continue
+        if key in current and (key in stored or name in stored_names):
+            reasons.append(f"{_label(key)} changed")
+        elif key in current:
+            reasons.append(f"{_label(key)} newly used")
+        elif name not in current_names:  # else reported as changed under its new module
+            reasons.append(f"{_label(key)} {'no longer used' if kind == 'code' else 'removed'}")
     return reasons
+
+
+def _config_value(value: Any, known: frozenset[str] | None) -> Any:
+    """`_jsonable(asdict(config))`, without the defaulted fields not in `known` (new since it was stored)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _config_value(getattr(value, f.name), known) for f in dataclasses.fields(value)
+                if known is None or f.name in known or getattr(value, f.name) != _default(f)}
+    if isinstance(value, (list, tuple)):
+        return [_config_value(v, known) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _config_value(v, known) for k, v in value.items()}
+    return _jsonable(value)
+
+
+def _config_reasons(stored: dict, config: Any) -> list[str]:
+    """The fields whose value differs from the stored config: defaults count (the key holds only non-defaults)."""
+    now = _config_value(config, frozenset(_field_names(stored)))
+    return [f"config field {k} changed (default now {now.get(k)!r})" for k in sorted(set(stored) | set(now))
+            if stored.get(k) != now.get(k)]
+
+
+_META_FIELDS = {"key": str, "config": dict, "code": dict, "constants": dict, "data": dict, "upstream": dict,
+                "versions": dict, "machine": dict, "output_hash": str}
+
+
+def _meta_problem(meta: Any) -> str | None:
+    """What is wrong with a parsed meta.json, or None."""
+    if not isinstance(meta, dict):
+        return f"not a JSON object but a {type(meta).__name__}"
+    for name, kind in _META_FIELDS.items():
+        if not isinstance(meta.get(name), kind):
+            return f"'{name}' is {'missing' if name not in meta else f'a {type(meta[name]).__name__}'}, not a {kind.__name__}"
+    if not all(isinstance(v, dict) and isinstance(v.get("output"), str) for v in meta["upstream"].values()):
+        return "an 'upstream' entry has no output hash"
+    return None
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_meta(path: str, signature: tuple[int, int]) -> tuple[Any, str | None]:
+    try:
+        meta = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        return None, f"not valid JSON ({exc})"
+    return meta, _meta_problem(meta)
+
+
+def _meta_at(path: Path) -> tuple[dict | None, str | None]:
+    """(meta, None), (None, problem) for a malformed file, or (None, None) when there is none. Shared: do not mutate."""
+    signature = fingerprint.stat_signature(path)
+    if signature is None:
+        return None, None
+    meta, problem = _parse_meta(str(path), signature)
+    return (None, problem) if problem else (meta, None)
+
+
+# Statuses computed in this process, by entry folder: (what they were computed from, the status).
+_STATUS_MEMO: dict[str, tuple[tuple, Status]] = {}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -179,24 +279,57 @@ class Experiment:
 
     # fingerprint ----------------------------------------------------------------------------
     def code_fingerprint(self, config: Any, known_fields: Any = None) -> tuple[dict[str, str], dict[str, str]]:
-        roots = [self.func, type(config), *self.code_for(config)]
-        return fingerprint.closure(roots, fingerprint.source_root(self.func), known_fields)
+        roots = [self.func, *self.code_for(config)]
+        return fingerprint.closure(roots, fingerprint.source_root(self.func), known_fields,
+                                   config_roots=fingerprint.config_classes(config))
 
     def read_meta(self, config: Any) -> dict | None:
-        try:
-            return json.loads((self.folder(config) / META).read_text())
-        except (OSError, ValueError):
-            return None
+        """The entry's meta.json (a copy), or None when it is missing or malformed."""
+        meta, _ = _meta_at(self.folder(config) / META)
+        return copy.deepcopy(meta)
+
+    def _status_key(self, config: Any) -> tuple:
+        """Everything a status is computed from that can change while a process lives (a kernel across renders)."""
+        folder = self.folder(config)
+        meta, _ = _meta_at(folder / META)
+        root = data_dir()
+        data = tuple((rel, fingerprint.stat_signature(root / rel)) for rel in sorted((meta or {}).get("data", {})))
+        try:  # memoised on the source files' signatures; part of the key so that clearing that memo is seen too
+            code = tuple(tuple(sorted(d.items())) for d in self.code_fingerprint(config))
+        except LookupError:
+            code = None
+        return (self.key(config), code, fingerprint.stat_signature(folder / META), fingerprint.stat_signature(folder / OUTPUT),
+                fingerprint.package_signature(fingerprint.source_root(self.func)), str(root), data, strict_versions(),
+                tuple(exp._status_key(cfg) for exp, cfg in self.upstream(config)))
 
     def status(self, config: Any) -> Status:
-        """Is the entry there, and does everything it was computed from still hold? Never writes."""
+        """Is the entry there, intact, and does everything it was computed from still hold? Never writes.
+
+        Computed once per process for as long as nothing it depends on changes (see `_status_key`).
+        """
         _check_config(config)
-        meta = self.read_meta(config)
-        if meta is None or not (self.folder(config) / OUTPUT).exists():
+        folder, key = str(self.folder(config)), self._status_key(config)
+        memo = _STATUS_MEMO.get(folder)
+        if memo is None or memo[0] != key:
+            memo = _STATUS_MEMO[folder] = (key, self._status(config))
+        return copy.deepcopy(memo[1])
+
+    def _status(self, config: Any) -> Status:
+        folder = self.folder(config)
+        meta, problem = _meta_at(folder / META)
+        if problem:
+            return Status("unreadable", [f"its meta.json is malformed ({problem})"])
+        if meta is None or not (folder / OUTPUT).exists():
             return Status("missing", ["not in the cache"])
-        if meta.get("key") != self.key(config):
+        if meta["key"] != self.key(config):
             return Status("missing", ["the cache folder holds a different config"])
-        code, constants = self.code_fingerprint(config)
+        damaged = _output_problem(meta, folder / OUTPUT)
+        if damaged:
+            return Status("unreadable", [damaged])
+        try:
+            code, constants = self.code_fingerprint(config)
+        except LookupError as exc:  # `code=` selects a table entry that is gone
+            return Status("stale", [f"the config selects a table entry that no longer exists ({exc})"])
         notes = []
         changed = [(current, k) for current, stored in ((code, meta["code"]), (constants, meta["constants"]))
                    for k in current if k in stored and stored[k] != current[k]]
@@ -208,11 +341,33 @@ class Experiment:
                     current[k] = meta[kind][k]
                     notes.append(f"{k.replace(':', '.')} has new defaulted fields")
         reasons = _diff("code", meta["code"], code) + _diff("constants", meta["constants"], constants)
-        root = data_dir()
+        reasons += _config_reasons(meta["config"], config)
+        reasons += self._data_reasons(meta, notes)
+        reasons += self._upstream_reasons(config, meta)
+        now_versions = fingerprint.versions()
+        version_diff = [f"{k} {v} (now {now_versions.get(k)})" for k, v in meta["versions"].items() if now_versions.get(k) != v]
+        if version_diff:
+            (reasons if strict_versions() else notes).append("computed with " + ", ".join(version_diff))
+        if meta["machine"].get("cpu") != fingerprint.cpu_model() and meta["machine"].get("device", "cpu") == "cpu":
+            notes.append(f"computed on another machine: {meta['machine'].get('cpu')}")
+        reasons = list(dict.fromkeys(reasons))  # a binding can be named both as code and as a constant
+        return Status("stale" if reasons else "cached", reasons, notes)
+
+    @staticmethod
+    def _data_reasons(meta: dict, notes: list[str]) -> list[str]:
+        root, reasons, absent = data_dir(), [], 0
         for rel, stored in sorted(meta["data"].items()):
             now = fingerprint.file_hash(root / rel)
-            if now is not None and now != stored:  # absent data (a render without datasets) cannot be checked
+            if now is None:
+                absent += 1  # a render without the datasets cannot check them, and must still load
+            elif now != stored:
                 reasons.append(f"data file {rel} changed")
+        if absent:
+            notes.append(f"data files not found under {root}: not checked (set HW3_DATA_DIR to check them)")
+        return reasons
+
+    def _upstream_reasons(self, config: Any, meta: dict) -> list[str]:
+        reasons = []
         for exp, cfg in self.upstream(config):
             name = exp.name(cfg)
             up = exp.status(cfg)
@@ -221,20 +376,14 @@ class Experiment:
                 reasons.append(f"upstream {name} is {up.state} ({up})")
             elif recorded is None or recorded["output"] != (exp.read_meta(cfg) or {}).get("output_hash"):
                 reasons.append(f"upstream {name} changed")
-        now_versions = fingerprint.versions()
-        version_diff = [f"{k} {v} (now {now_versions.get(k)})" for k, v in meta["versions"].items() if now_versions.get(k) != v]
-        if version_diff:
-            (reasons if strict_versions() else notes).append("computed with " + ", ".join(version_diff))
-        if meta["machine"].get("cpu") != fingerprint.cpu_model() and meta["machine"].get("device", "cpu") == "cpu":
-            notes.append(f"computed on another machine: {meta['machine'].get('cpu')}")
-        return Status("stale" if reasons else "cached", reasons, notes)
+        return reasons
 
     # reading --------------------------------------------------------------------------------
     def load(self, config: Any) -> Any:
         """The current result, or CacheMissError naming the experiment, the reason and the fix."""
         st = self.status(config)
         name = self.name(config)
-        if st.state != "cached":
+        if st.state != "cached":  # `run NAME` recomputes every state but 'cached'
             raise CacheMissError(f"experiment '{name}' is {st.state}: {st} (cache: {cache_dir()}). "
                                  f"Recompute it with `python -m hw3 run {name}` (or `{REFRESH_COMMAND}`), then commit cache/.")
         return self.load_entry(config)
@@ -244,44 +393,70 @@ class Experiment:
         name = self.name(config)
         try:
             return joblib.load(self.folder(config) / OUTPUT)
-        except Exception as exc:  # a truncated or corrupt file: say which entry, and how to mend it
-            # Its status still reads 'cached' (the meta is fine), so a plain `run` would skip it: --force.
+        except Exception as exc:  # intact bytes that do not unpickle (e.g. another library version)
+            # Its status still reads 'cached' (its bytes match), so a plain `run` would skip it: --force.
             raise CacheMissError(f"experiment '{name}': its cache entry is unreadable ({type(exc).__name__}: {exc}). "
                                  f"Recompute it with `python -m hw3 run {name} --force`.") from exc
 
     # computing ------------------------------------------------------------------------------
     def compute(self, config: Any, settings: RunSettings | None = None) -> Any:
-        """Run the experiment (its upstream results must be current) and replace its entry atomically."""
+        """Run the experiment (its upstream results must be current) and replace its entry atomically.
+
+        The fingerprint is taken before the run, in this process, and again before writing: a result
+        is only written next to the code that computed it.
+        """
         _check_config(config)
+        name = self.name(config)
         if cache_only():
-            raise CacheMissError(f"experiment '{self.name(config)}' would be computed, but HW3_CACHE_ONLY is set")
+            raise CacheMissError(f"experiment '{name}' would be computed, but HW3_CACHE_ONLY is set")
         settings = settings or RunSettings()
+        prepare_folder(self.folder(config))  # before computing: a result that cannot be written is lost
+        code, constants = self.code_fingerprint(config)
         # Current upstream results are loaded; missing ones are computed first (the runner has already done so).
         upstream = {exp.name(cfg): exp(cfg, settings) for exp, cfg in self.upstream(config)}
         kwargs = {"upstream": upstream} if self.upstream(config) else {}
         started = time.perf_counter()
-        with fingerprint.recording_data_files() as files:
+        with fingerprint.recording_data_files() as files, fingerprint.recording_lookups() as lookups:
             output = self.func(config, settings, **kwargs)
         wall = time.perf_counter() - started
-        code, constants = self.code_fingerprint(config)
+        self._check_unchanged(config, code, constants, files)
+        self._check_lookups(config, lookups)
         root = data_dir()
         meta = {
-            "name": self.name(config),
+            "name": name,
             "experiment": f"{self.func.__module__}.{self.func.__name__}",
             "key": self.key(config),
             "config": _jsonable(dataclasses.asdict(config)),
             "code": code,
             "constants": constants,
-            "data": {str(p.relative_to(root)) if p.is_relative_to(root) else str(p): fingerprint.file_hash(p) for p in files},
+            "data": {str(p.relative_to(root)) if p.is_relative_to(root) else str(p): h for p, h in files.items()},
             "upstream": {exp.name(cfg): {"key": exp.key(cfg), "output": exp.read_meta(cfg)["output_hash"]} for exp, cfg in self.upstream(config)},
             "output_hash": joblib.hash(output),
             "versions": fingerprint.versions(),
-            "machine": fingerprint.machine(str(_device_of(output, settings))),
+            "machine": fingerprint.machine(_device_of(output)),
             "wall_time_s": wall,
             "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
         self._write(config, output, meta)
         return output
+
+    def _check_unchanged(self, config: Any, code: dict, constants: dict, files: dict) -> None:
+        """Refuse to write a result whose code or data changed on disk while it ran."""
+        name = self.name(config)
+        now_code, now_constants = self.code_fingerprint(config)
+        changed = _diff("code", code, now_code) + _diff("constants", constants, now_constants)
+        changed += [f"data file {p} changed" for p, h in files.items() if fingerprint.file_hash(p) != h]
+        if changed:
+            raise StoreError(f"experiment '{name}': {', '.join(dict.fromkeys(changed))} while it ran, so its result "
+                             f"was not written (it belongs to neither version). Run it again: `python -m hw3 run {name}`.")
+
+    def _check_lookups(self, config: Any, lookups: list) -> None:
+        """Every Table entry the run used must be declared (`code=`): else its fingerprint would miss it."""
+        declared = [fingerprint._unwrap(obj) for obj in self.code_for(config)]
+        for table, key, value in lookups:
+            if value is KeyError or not any(fingerprint._unwrap(value) is d for d in declared):
+                raise StoreError(f"experiment '{self.name(config)}' used {table}[{key!r}] without declaring it in its "
+                                 f"`code=`, so its fingerprint would not cover it; its result was not written.")
 
     def _write(self, config: Any, output: Any, meta: dict) -> None:
         folder = self.folder(config)
@@ -290,8 +465,11 @@ class Experiment:
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
             joblib.dump(output, tmp / OUTPUT)
+            # The hash of the bytes, checked whenever the entry is served (cheap: memoised on the file's stat).
+            meta["output_sha256"] = fingerprint.file_sha256(tmp / OUTPUT)
             (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
             old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
             if folder.exists():
                 folder.rename(old)
             tmp.rename(folder)
@@ -300,7 +478,8 @@ class Experiment:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def __call__(self, config: Any, settings: RunSettings | None = None) -> Any:
-        if cache_only() or self.status(config).state == "cached":
+        # A damaged entry is not silently replaced: it is left for the user to see (`run NAME` replaces it).
+        if cache_only() or self.status(config).state in ("cached", "unreadable"):
             return self.load(config)
         return self.compute(config, settings)
 
@@ -321,9 +500,40 @@ def _field_names(config: Any) -> set[str]:
     return set()
 
 
-def _device_of(output: Any, settings: RunSettings) -> str:
+def _device_of(output: Any) -> str:
+    """The device the result was computed on: what the training loop reports, else the CPU (no tensors were moved)."""
     meta = output.get("meta", {}) if isinstance(output, dict) else {}
-    return meta.get("device") or settings.device or "cpu"
+    return str(meta.get("device") or "cpu")
+
+
+def _output_problem(meta: dict, output: Path) -> str | None:
+    """Why output.joblib is not what was written (None when its bytes match the recorded hash)."""
+    recorded = meta.get("output_sha256")
+    if not isinstance(recorded, str):
+        return "its meta.json records no hash of output.joblib, so the output cannot be verified"
+    if fingerprint.file_sha256(output) != recorded:
+        return "output.joblib does not match the hash recorded when it was written (edited, replaced or truncated since)"
+    return None
+
+
+def prepare_folder(folder: Path) -> None:
+    """Before computing an entry: its cache folder must be writable, and a stale `.<name>.old` is cleared.
+
+    A `.<name>.old` beside an existing entry is left from an interrupted swap and is removed; without
+    the entry it is the only copy of the previous result, and is put back.
+    """
+    parent = folder.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{folder.name}.probe-", dir=parent))
+        old = folder.with_name(f".{folder.name}.old")
+        if old.exists() and not folder.exists():
+            old.rename(folder)
+        elif old.exists():
+            shutil.rmtree(old)
+    except OSError as exc:
+        raise StoreError(f"cannot write to the cache folder {parent} ({exc.strerror or exc}); nothing was computed. "
+                         f"Make it writable, or point HW3_CACHE_DIR at a writable folder.") from None
 
 
 def _jsonable(value: Any) -> Any:
