@@ -163,9 +163,9 @@ def pdf_pages_text(pdf: Path) -> list[str]:
 
 def captions_pdf(pages: list[str]) -> list[tuple[str, int, str]]:
     text = "\n".join(pages)
-    # a caption starts a line; its text may run over a few lines
-    return _parse_captions(m.group(0) for m in re.finditer(r"^(?:Figure|Table)[\s\xa0]\d+:[^\n]*(?:\n[^\n]*){0,2}",
-                                                            text, re.MULTILINE))
+    # a caption starts a line; its text may run over a few lines, but not into the next caption
+    start = r"(?:Figure|Table)[\s\xa0]\d+:"
+    return _parse_captions(m.group(0) for m in re.finditer(rf"^{start}[^\n]*(?:\n(?!{start})[^\n]*){{0,2}}", text, re.MULTILINE))
 
 
 def normalized(text: str) -> str:
