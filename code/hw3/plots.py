@@ -98,7 +98,7 @@ def learning_curves(runs: Mapping[str, dict], title: str, smooth: int = 100) -> 
         smoothed = _smooth(steps, smooth)
         lowest = min(lowest, np.nanmin(smoothed), np.nanmin(hist["epochs"]["train"]["loss"]))
         if np.nanmax(smoothed) > LOSS_CEILING:
-            clipped.append(f"{label} peaks at {np.nanmax(smoothed):.3g}")
+            clipped.append(f"{label}'s moving average peaks at {np.nanmax(smoothed):.3g}")
         ax_step.plot(np.arange(len(smoothed)) + smooth, smoothed, color=color, lw=1, label=label)
         ax_step.plot(epochs * steps_per_epoch, val_loss, color=color, ls="none", marker="o", ms=4)
         ax_loss.plot(epochs, hist["epochs"]["train"]["loss"], color=color, ls="--", lw=1)
