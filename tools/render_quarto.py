@@ -51,9 +51,9 @@ def quarto_command(quarto: str, args: list[str]) -> list[str]:
     return [quarto, "render", *args, "--execute-daemon", str(IDLE_TIMEOUT_S)]
 
 
-def marked_processes(token: str) -> list[int]:
-    """Ids of the running processes whose environment carries HW3_RENDER_ID=token (Linux /proc)."""
-    needle = f"{TOKEN_VAR}={token}".encode()
+def marked_processes(token: str, var: str = TOKEN_VAR) -> list[int]:
+    """Ids of the running processes (not zombies) whose environment carries var=token (Linux /proc)."""
+    needle = f"{var}={token}".encode()
     pids = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:
@@ -61,7 +61,7 @@ def marked_processes(token: str) -> list[int]:
                 pids.append(int(entry.name))
         except (OSError, ValueError):  # gone meanwhile, or not ours to read
             continue
-    return [p for p in pids if p != os.getpid()]
+    return [p for p in pids if p != os.getpid() and _alive(p)]
 
 
 def abort_daemons(runtime: Path) -> int:
@@ -95,7 +95,7 @@ def stop(token: str, runtime: Path, grace: float = GRACE_S) -> list[int]:
     if not Path("/proc/self/environ").exists():
         return []
     deadline = time.monotonic() + grace
-    while (left := [p for p in marked_processes(token) if _alive(p)]) and time.monotonic() < deadline:
+    while (left := marked_processes(token)) and time.monotonic() < deadline:
         time.sleep(0.1)
     signalled = list(left)
     for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 1.0)):
