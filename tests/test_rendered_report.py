@@ -2,8 +2,9 @@
 Quarto CLI) and from the Quarto-free fallback (tools/render_fallback), checked alike.
 
 Each renderer runs once per session into a temporary output folder (Quarto about a minute on two
-cores, the fallback about 15 s). Without Quarto on PATH its tests skip, unless HW3_REQUIRE_QUARTO=1
-(set by .ci/run): then they fail.
+cores, the fallback about 15 s). Quarto renders as `make report` does, through tools/render_quarto.py
+(one daemon kernel for the three formats, stopped at the end). Without Quarto on PATH its tests
+skip, unless HW3_REQUIRE_QUARTO=1 (set by .ci/run): then they fail.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
+import render_quarto
 import report_outputs as ro
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +34,7 @@ KNOWN_WARNINGS = {
     r"\[IPKernelApp\] WARNING \| Kernel is running over TCP without encryption",
 }
 _WARNING_RE = re.compile(r"warn|error|could not|unable to", re.IGNORECASE)
+MARK = "HW3_TEST_RENDER_MARK"  # an environment variable that only the processes of one test render carry
 
 
 def quarto_or_skip() -> str:
@@ -44,8 +48,8 @@ def quarto_or_skip() -> str:
 
 
 class Rendered:
-    def __init__(self, out: Path, log: str, seconds: float):
-        self.out, self.log, self.seconds = out, log, seconds
+    def __init__(self, out: Path, log: str, seconds: float, left_running: list[int]):
+        self.out, self.log, self.seconds, self.left_running = out, log, seconds, left_running
         self.html = (out / "report.html").read_text(encoding="utf-8")
         self.nb = ro.load_ipynb(out / "report.ipynb")
         self.pdf = out / "report.pdf"
@@ -60,9 +64,11 @@ def rendered(request, tmp_path_factory) -> Rendered:
     env["HW3_CACHE_ONLY"] = "1"
     paths = [str(REPO / "code"), str(REPO / "tools"), env.get("PYTHONPATH")]
     env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
+    env[MARK] = uuid.uuid4().hex  # inherited by every process the render starts
     if request.param == "quarto":
         env["QUARTO_PYTHON"] = sys.executable
-        command = [quarto_or_skip(), "render", str(REPORT), "--output-dir", str(out)]
+        quarto_or_skip()
+        command = [sys.executable, str(REPO / "tools" / "render_quarto.py"), str(REPORT), "--output-dir", str(out)]
     else:
         command = [sys.executable, "-m", "render_fallback", str(REPORT), "--out", str(out)]
     start = time.monotonic()
@@ -70,7 +76,26 @@ def rendered(request, tmp_path_factory) -> Rendered:
     seconds = time.monotonic() - start
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{request.param} render failed ({proc.returncode}):\n{log[-6000:]}"
-    return Rendered(out, log, seconds)
+    return Rendered(out, log, seconds, left_running(env[MARK]))
+
+
+def left_running(mark: str, grace: float = 5.0) -> list[int]:
+    """The processes carrying MARK=mark once `grace` seconds have passed (at once if there are none)."""
+    deadline = time.monotonic() + grace
+    while (pids := render_quarto.marked_processes(mark, MARK)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return pids
+
+
+def test_render_leaves_no_process_running(rendered):
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("finding a render's processes reads /proc (Linux)")
+    assert rendered.left_running == []
+
+
+def test_quarto_executes_once_for_the_three_formats(rendered):
+    if "Starting python3 kernel" in rendered.log:  # real Quarto (the fallback prints no such line)
+        assert rendered.log.count("Starting python3 kernel") == 1, rendered.log[-3000:]
 
 
 def test_render_prints_no_unknown_warnings(rendered):

@@ -1,12 +1,14 @@
 """`python -m hw3 ...`: list, run and summarise the cached experiments, tidy the cache, fetch the datasets.
 
     python -m hw3 results [--json]          every experiment: status (and why), headline metrics
-    python -m hw3 run [NAME ...] [--force]  compute what is stale or missing (all by default), in dependency order
+    python -m hw3 run [NAME ...] [--force]  compute what is stale or missing (all by default), in dependency order,
+                      [--yes]               after saying what and how long; --yes: no question (bf16 on a CPU without bf16 units)
                       [--scheduler ADDR]    ... on a Dask distributed cluster instead of local processes
     python -m hw3 gc [--delete]             list (or remove) cache entries no experiment uses
     python -m hw3 download                  fetch FashionMNIST and MNIST with torchvision (needs internet)
 
-Exit status: 0 on success, 2 on a usage or data error (unknown name, missing dataset, stale cache).
+Exit status: 0 on success, 2 on a usage or data error (unknown name, missing dataset, stale cache,
+a confirmation needed without a terminal), 1 when the question before a recompute is answered no.
 """
 
 from __future__ import annotations
@@ -81,7 +83,18 @@ def cmd_run(args) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     runs = [registry.lookup(n) for n in args.names] if args.names else registry.all_experiments()  # a typo fails here
+    if not _confirm_plan(runs, args):
+        print("Nothing computed.")
+        return 1
     return run_missing(runs, jobs=args.jobs, device=args.device, scheduler=args.scheduler, force=args.force)
+
+
+def _confirm_plan(runs, args) -> bool:
+    """Say what will be computed and the time it should take here; ask before emulated bf16 (hw3.estimate)."""
+    from .estimate import confirm
+    from .runner import to_compute
+
+    return confirm(to_compute(runs, args.force), jobs=args.jobs, device=args.device, scheduler=args.scheduler, yes=args.yes)
 
 
 def cmd_gc(args) -> int:
@@ -118,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
     p.add_argument("--force", action="store_true", help="recompute the named experiments even if current")
     p.add_argument("--scheduler", default=None, help="address of a Dask distributed scheduler to run on")
+    p.add_argument("--yes", action="store_true", help="start without asking, even for bf16 runs on a CPU without "
+                                                     "bf16 units (also HW3_YES=1)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("gc", help="list cache entries no experiment uses (dry run)")
     p.add_argument("--delete", action="store_true", help="remove them")

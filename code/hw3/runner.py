@@ -17,7 +17,7 @@ from typing import Any
 from joblib import Parallel, delayed, parallel_config
 from tqdm.auto import tqdm
 
-from . import allocator
+from . import allocator, estimate
 from .store import Experiment, RunSettings, prepare_folder
 
 Run = tuple[Experiment, Any]
@@ -49,12 +49,16 @@ def run_one(exp: Experiment, config: Any, device: str | None = None, threads: in
         if acc is not None:
             bar.set_postfix(val_acc=f"{acc:.3f}")
 
+    # This worker's speed now, kept beside the entry: a later estimate scales the wall time by it (hw3.estimate).
+    calibration = estimate.calibrate(threads, bf16=estimate.precision(config) == "bf16")
     started = time.perf_counter()
     try:
         exp.compute(config, RunSettings(device=device, progress=progress))
     finally:
         bar.close()
-    return name, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    estimate.record(exp.folder(config), calibration)
+    return name, seconds
 
 
 def _name(run: Run) -> str:
