@@ -94,7 +94,7 @@ def test_keep_freed_memory_reports_false_without_mallopt(monkeypatch):
     assert allocator.keep_freed_memory() is False
 
 
-def test_each_runner_worker_applies_the_setting(monkeypatch):
+def test_each_runner_worker_applies_the_setting(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append(True) or True)
 
@@ -104,6 +104,9 @@ def test_each_runner_worker_applies_the_setting(monkeypatch):
 
         def compute(self, config, settings):
             assert calls, "the allocator must be set up before the experiment computes"
+
+        def folder(self, config):  # where the worker keeps its speed calibration beside the entry
+            return tmp_path
 
     assert runner.run_one(Toy(), object())[0] == "toy"
     assert calls == [True]
