@@ -1,6 +1,7 @@
 """Benchmarks: our training engine against the conventional torchvision pipeline, and the report's timings.
 
-    python benchmarks/bench.py [--steps 300] [--skip-parallel] [--skip-report]   (`make bench`)
+    python benchmarks/bench.py [--steps 300] [--skip-parallel] [--skip-report] [--skip-render]   (`make bench`)
+    python benchmarks/bench.py --only render     the render section alone (benchmarks/render_bench.py), about 6 min
 
 (a) conventional: torchvision dataset with per-sample ToTensor()/Normalize (for MultiMNIST, a
     Dataset that builds each canvas with make_new_sample), DataLoader(batch_size=64, shuffle=True).
@@ -11,7 +12,9 @@
 Both train the same model with the same optimiser for the same number of steps. Then: fp32
 against bf16 autocast (`train.fit(..., precision="bf16")`) for each model, which pays only on CPUs
 with bf16 units (the CPU and its units are printed), and the evaluation batch size. The figures
-are printed, never asserted: timing depends on the machine.
+are printed, never asserted: timing depends on the machine. On a CPU without bf16 units the bf16
+measurements are skipped, with the reason (there bf16 is emulated, 5-10× slower than fp32: the
+wide network's alone did not finish in 20 min). Last, the render section (benchmarks/render_bench.py).
 """
 
 from __future__ import annotations
@@ -278,7 +281,14 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per pipeline and repeat (best of 3, after 10 warm-up steps)")
     parser.add_argument("--skip-parallel", action="store_true")
     parser.add_argument("--skip-report", action="store_true")
+    parser.add_argument("--skip-render", action="store_true")
+    parser.add_argument("--only", choices=["render"], help="run one section alone")
     args = parser.parse_args(argv)
+    if args.only == "render":
+        import render_bench
+
+        render_bench.main()
+        return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"machine: {fingerprint.cpu_model()}, {cores} cores, torch {torch.__version__}, "
           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}; threads {torch.get_num_threads()}")
@@ -291,16 +301,21 @@ def main(argv=None) -> int:
     print(f"  the report's Part 2 + Part 3 training workload ({', '.join(f'{m}: {n / 1e6:.1f}M samples' for m, n in weights.items())}): "
           f"{time_a / 60:.1f} min conventional, {time_b / 60:.1f} min ours, ratio {time_a / time_b:.2f}× (single process)")
     print(f"training precision, batch 64, {args.steps} steps (our engine; bf16 = autocast, `precision=\"bf16\"`):")
-    print(f"  CPU: {fingerprint.cpu_model()}; bf16 units: {fingerprint.cpu_bf16_units()} "
+    units = fingerprint.cpu_bf16_units()
+    print(f"  CPU: {fingerprint.cpu_model()}; bf16 units: {units} "
           f"(bf16 pays only with amx_bf16 or avx512_bf16; without them expect a ratio below 1)")
-    precision_ratios(args.steps, torch.get_num_threads())
     from hw3 import bonus
 
     last = bonus.ABLATION[-1]
-    seconds = _in_fresh_processes(bonus_recipe_epoch, [(torch.get_num_threads(),)])
-    print(f"bonus recipe '{last.label}' ({last.precision}, batch {last.batch_size}), one epoch of 50k images on "
-          f"{torch.get_num_threads()} threads: {seconds:.0f} s; its {last.epochs} epochs: {last.epochs * seconds / 60:.1f} min "
-          f"(plus one validation pass per epoch)", flush=True)
+    if units == "none":
+        print("  skipped, with the bonus-recipe epoch below: this CPU has no bf16 units, so bf16 is emulated "
+              "(5-10× slower than fp32 on a 2-core AMD EPYC; the wide network's measurement alone ran past 20 min)", flush=True)
+    else:
+        precision_ratios(args.steps, torch.get_num_threads())
+        seconds = _in_fresh_processes(bonus_recipe_epoch, [(torch.get_num_threads(),)])
+        print(f"bonus recipe '{last.label}' ({last.precision}, batch {last.batch_size}), one epoch of 50k images on "
+              f"{torch.get_num_threads()} threads: {seconds:.0f} s; its {last.epochs} epochs: {last.epochs * seconds / 60:.1f} min "
+              f"(plus one validation pass per epoch)", flush=True)
     print("evaluation batch size (CNN, fp32, inference mode):")
     eval_batches()
     if not args.skip_parallel and cores > 1:
@@ -309,6 +324,10 @@ def main(argv=None) -> int:
     if not args.skip_report:
         print("report:")
         report_timings()
+    if not args.skip_render:
+        import render_bench
+
+        render_bench.main()
     return 0
 
 

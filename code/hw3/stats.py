@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from math import comb, sqrt
+from math import sqrt
 
 import numpy as np
 
@@ -61,7 +61,10 @@ def exact_mcnemar(a_only: int, b_only: int) -> float:
     n = a_only + b_only
     if n == 0:
         return 1.0
-    tail = sum(comb(n, k) for k in range(min(a_only, b_only) + 1))
+    term = tail = 1  # C(n, 0), then C(n, k) from C(n, k - 1), all in integers
+    for k in range(1, min(a_only, b_only) + 1):
+        term = term * (n - k + 1) // k
+        tail += term
     return min(1.0, float(Fraction(2 * tail, 2**n)))
 
 
