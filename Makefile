@@ -36,7 +36,7 @@ results: $(STAMP)  ## compute every experiment missing from cache/ (needs the da
 test: $(STAMP)  ## run the test suite (the report executes from cache/, in cache-only mode)
 	$(PY) -m pytest
 
-bench: $(STAMP)  ## throughput of our engine against the conventional DataLoader pipeline
+bench: $(STAMP)  ## our engine against the conventional DataLoader pipeline, fp32 against bf16, and the render
 	$(PY) benchmarks/bench.py
 
 mutate: $(STAMP)  ## mutation testing (mutmut, 1 worker) of the engine and selection logic; see README

@@ -3,7 +3,7 @@
 The estimate starts from each entry's recorded wall time (`meta.json`'s `wall_time_s`, measured in
 the worker that computed it) and scales it by a calibration: `calibrate` times a fixed small
 training step (a convolution and a matrix product, forward and backward) in fp32, and under bf16
-autocast when bf16 runs are scheduled, for about half a second each, on the thread count a worker
+autocast when bf16 runs are scheduled, for about a second each, on the thread count a worker
 will use. The workers measure the same calibration just before each run and keep it beside the
 entry (`calibration.json`), so a later estimate compares like with like:
 
@@ -70,7 +70,7 @@ def _step(precision: str):
     return step
 
 
-def steps_per_second(precision: str = "fp32", threads: int | None = None, seconds: float = 0.5) -> float:
+def steps_per_second(precision: str = "fp32", threads: int | None = None, seconds: float = 1.0) -> float:
     """Rate of the calibration step, best of three chunks of about `seconds` / 3 (after one warm-up step)."""
     import torch
 
@@ -164,16 +164,14 @@ def estimate_run(exp, config, here: dict) -> Estimate:
     then = recorded(exp.folder(config)) or {}
     if then.get(prec) and here.get(prec):
         seconds = wall * then[prec] / here[prec]
-        return Estimate(name, state, prec, seconds, f"recorded {wall:.0f} s on {cpu}, scaled by the calibrations "
-                                                    f"({then[prec]:.0f} against {here[prec]:.0f} {prec} steps/s)", "calibrated")
+        return Estimate(name, state, prec, seconds, f"recorded {wall:.0f} s, × {then[prec] / here[prec]:.2f} by the "
+                                                    f"calibrations ({then[prec]:.0f} then, {here[prec]:.0f} now)", "calibrated")
     if prec == "bf16" and machine.get("bf16_units") in BF16_UNITS and here.get("bf16_units") not in BF16_UNITS \
             and here.get("bf16") and here.get("fp32"):
         slowdown = here["fp32"] / here["bf16"]
         return Estimate(name, state, prec, wall * slowdown,
-                        f"recorded {wall:.0f} s on {cpu} ({machine['bf16_units']}) × {slowdown:.1f} (bf16 against fp32 here): "
-                        "at least, as bf16 ran faster than fp32 there", "bf16-bound")
-    return Estimate(name, state, prec, wall, f"recorded {wall:.0f} s on {cpu}; no calibration recorded with it, so this "
-                                             "assumes that machine's speed", "assumed")
+                        f"recorded {wall:.0f} s on {cpu} with {machine['bf16_units']}, × {slowdown:.1f}: at least", "bf16-bound")
+    return Estimate(name, state, prec, wall, f"recorded {wall:.0f} s on {cpu}, its speed assumed", "assumed")
 
 
 def wall_clock(estimates: dict[str, float], levels: list[list[str]], jobs: int) -> float:
@@ -217,11 +215,16 @@ def describe(estimates: list[Estimate], wall: float | None, here: dict, workers:
     lines.append(f"Estimate on this machine: {total}.")
     assumed = [e for e in estimates if e.kind == "assumed"]
     if assumed:
-        lines.append(f"  {len(assumed)} of these were recorded without a calibration: their share assumes the recording "
+        lines.append(f"  {len(assumed)} run(s) were recorded without a calibration: their estimate assumes the recording "
                      "machine's speed (this machine's load and speed may differ by a factor of two or more).")
+    bounded = [e for e in estimates if e.kind == "bf16-bound"]
+    if bounded:
+        lines.append(f"  {len(bounded)} bf16 run(s) recorded on a CPU with bf16 units are scaled by this machine's bf16/fp32 "
+                     f"slowdown in the calibration ({here['fp32'] / here['bf16']:.1f}×): a lower bound, as bf16 ran faster "
+                     "than fp32 there.")
     guessed = [e for e in estimates if e.kind == "guess"]
     if guessed:
-        lines.append(f"  {len(guessed)} were never computed: their share is a rough guess.")
+        lines.append(f"  {len(guessed)} run(s) were never computed: their estimate is the runner's rough per-epoch guess.")
     return lines
 
 
