@@ -114,6 +114,17 @@ def record(folder: Path, calibration: dict) -> None:
     tmp.replace(folder / CALIBRATION)
 
 
+def record_for(exp, config, calibration: dict) -> None:
+    """`record` beside the entry of `exp(config)`; a calibration that cannot be kept only costs later estimates."""
+    folder = getattr(exp, "folder", None)  # an Experiment; stand-ins in tests may have no cache folder
+    if folder is None:
+        return
+    try:
+        record(folder(config), calibration)
+    except OSError:
+        pass
+
+
 def recorded(folder: Path) -> dict | None:
     try:
         value = json.loads((folder / CALIBRATION).read_text())

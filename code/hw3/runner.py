@@ -57,7 +57,7 @@ def run_one(exp: Experiment, config: Any, device: str | None = None, threads: in
     finally:
         bar.close()
     seconds = time.perf_counter() - started
-    estimate.record(exp.folder(config), calibration)
+    estimate.record_for(exp, config, calibration)
     return name, seconds
 
 
