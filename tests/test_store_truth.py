@@ -362,17 +362,20 @@ def test_a_dataclass_field_annotation_still_makes_a_field():
     assert h("x: int = 1") != h("x: ClassVar[int] = 1"), "and ClassVar makes it a class attribute"
 
 
-def test_moving_a_definition_to_another_module_stales_nothing(toy):
+def _move_zero_grad(toy, grad: str) -> None:
+    """Move `zero_grad` from the experiment module to `models`, setting the gradient to `grad` there."""
     toy.edit("exp", 'def zero_grad(state):\n    state["grad"] = 0.0\n', "")
     toy.edit("exp", "from . import models\n", "from . import models\nfrom .models import zero_grad\n")
-    toy.edit("models", "def build(name):", 'def zero_grad(state):\n    state["grad"] = 0.0\n\n\ndef build(name):')
+    toy.edit("models", "def build(name):", f'def zero_grad(state):\n    state["grad"] = {grad}\n\n\ndef build(name):')
+
+
+def test_moving_a_definition_to_another_module_stales_nothing(toy):
+    _move_zero_grad(toy, "0.0")
     assert stale(toy.status()) == set()
 
 
 def test_a_moved_definition_that_changed_is_named(toy):
-    toy.edit("exp", 'def zero_grad(state):\n    state["grad"] = 0.0\n', "")
-    toy.edit("exp", "from . import models\n", "from . import models\nfrom .models import zero_grad\n")
-    toy.edit("models", "def build(name):", 'def zero_grad(state):\n    state["grad"] = 1.0\n\n\ndef build(name):')
+    _move_zero_grad(toy, "1.0")
     st = toy.status()
     assert "toypkg.models.zero_grad changed" in st["toy-cnn"]["reasons"], st["toy-cnn"]
 

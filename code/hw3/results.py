@@ -367,13 +367,6 @@ def sharing_table(multi: dict, single: dict[str, dict]) -> str:
     return markdown_table(pd.DataFrame(rows))
 
 
-def source(*objects) -> str:
-    """The source code of package functions or classes, as a fenced Markdown block (shown, never copied)."""
-    import inspect
-
-    return "```python\n" + "\n\n".join(inspect.getsource(getattr(o, "__wrapped__", o)).rstrip() for o in objects) + "\n```\n"
-
-
 def data_check() -> dict:
     from . import gallery
 
