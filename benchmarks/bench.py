@@ -5,7 +5,7 @@
 
 (a) conventional: torchvision dataset with per-sample ToTensor()/Normalize (for MultiMNIST, a
     Dataset that builds each canvas with make_new_sample), DataLoader(batch_size=64, shuffle=True).
-(b) ours: tensors prepared once and kept in memory, index batches (hw3.data.TensorBatches),
+(b) ours: tensors prepared once and kept in memory, index batches (hw3.nn.data.TensorBatches),
     channels-last conv nets (hw3.train), and freed memory kept in the process (hw3.allocator, as
     `make results` workers do). The conventional pipeline is also timed with that allocator
     setting, so the table shows how much of the ratio the setting alone buys.
@@ -27,8 +27,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from hw3 import allocator, data, fingerprint, models, multimnist_data, train
-from hw3.paths import PROJECT_ROOT, data_dir
+from hw3.compute import allocator
+from hw3.nn import data, models, multimnist_data, train
+from hw3.store import fingerprint
+from hw3.environment import PROJECT_ROOT, data_dir
 
 
 def _steps_per_second(model, batches, steps: int, channels_last: bool, heads: int, repeats: int = 3) -> float:
@@ -191,8 +193,8 @@ def precision_ratios(steps: int, threads: int) -> list[dict]:
 def bonus_recipe_epoch(threads: int, out) -> None:
     """Subprocess body: seconds of one training epoch (50k images, augmentation, no evaluation) of
     the bonus's last ablation step, with all the machine's threads: the budget check for one run."""
-    from hw3 import bonus
-    from hw3.augment import Augmentation
+    from hw3.experiments import bonus
+    from hw3.nn.augment import Augmentation
 
     torch.set_num_threads(threads)
     allocator.keep_freed_memory()
@@ -226,9 +228,9 @@ def eval_batches(batch_sizes=(64, 256, 2048)) -> None:
 
 def workload() -> dict[str, int]:
     """Training samples each model processes over all the report's Part 2 and Part 3 experiments."""
-    from hw3 import registry
-    from hw3.experiments import FashionConfig
-    from hw3.multimnist import MultiMNISTConfig, SingleTaskConfig
+    from hw3.experiments import registry
+    from hw3.experiments.fashion import FashionConfig
+    from hw3.experiments.multimnist import MultiMNISTConfig, SingleTaskConfig
 
     totals = {"mlp": 0, "cnn": 0, "multimnist": 0}
     for _, config in registry.all_experiments():
@@ -257,7 +259,7 @@ def report_timings() -> None:
     import sys
     import tempfile
 
-    from hw3 import registry
+    from hw3.experiments import registry
 
     tools = PROJECT_ROOT / "tools"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tools), os.environ.get("PYTHONPATH")]))}
@@ -304,7 +306,7 @@ def main(argv=None) -> int:
     units = fingerprint.cpu_bf16_units()
     print(f"  CPU: {fingerprint.cpu_model()}; bf16 units: {units} "
           f"(bf16 pays only with amx_bf16 or avx512_bf16; without them expect a ratio below 1)")
-    from hw3 import bonus
+    from hw3.experiments import bonus
 
     last = bonus.ABLATION[-1]
     if units == "none":

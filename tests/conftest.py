@@ -28,7 +28,7 @@ if not os.environ.get("HW3_DATA_DIR") and _shared.is_dir():
 
 def dataset_folder(name: str = "FashionMNIST") -> Path:
     """<data dir>/<name>/raw as the package sees it (HW3_DATA_DIR or ./data)."""
-    from hw3.paths import data_dir
+    from hw3.environment import data_dir
 
     return data_dir() / name / "raw"
 
@@ -70,7 +70,7 @@ def private_cache(request, tmp_path, monkeypatch) -> Path:
     if request.node.get_closest_marker("committed_cache") is not None:
         monkeypatch.delenv("HW3_CACHE_DIR", raising=False)
         monkeypatch.setenv("HW3_CACHE_ONLY", "1")
-        from hw3.paths import cache_dir
+        from hw3.environment import cache_dir
 
         return cache_dir()
     cache = tmp_path / "hw3-cache"

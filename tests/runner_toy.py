@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hw3.store import RunSettings, experiment
+from hw3.store.cached import RunSettings, experiment
 
 SALT = 1
 

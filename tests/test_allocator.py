@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from hw3 import allocator, runner
-from hw3.paths import PROJECT_ROOT
+from hw3.compute import allocator, runner
+from hw3.environment import PROJECT_ROOT
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt thresholds are glibc's")
 
@@ -21,7 +21,8 @@ FAULTS = """
 import json, resource, sys
 import torch
 import torch.nn.functional as F
-from hw3 import allocator, models
+from hw3.compute import allocator
+from hw3.nn import models
 tuned = sys.argv[1] == "tuned" and allocator.keep_freed_memory()
 torch.set_num_threads(1)
 torch.manual_seed(0)
@@ -47,7 +48,8 @@ print(json.dumps({"tuned": tuned, "faults": resource.getrusage(resource.RUSAGE_S
 LOSSES = """
 import json, sys
 import torch
-from hw3 import allocator, models, train
+from hw3.compute import allocator
+from hw3.nn import models, train
 if sys.argv[1] == "tuned":
     assert allocator.keep_freed_memory()
 torch.set_num_threads(1)

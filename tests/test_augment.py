@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hw3.augment import Augmentation, random_crop, random_erasing, random_hflip
+from hw3.nn.augment import Augmentation, random_crop, random_erasing, random_hflip
 
 
 def batch(n: int = 16) -> torch.Tensor:

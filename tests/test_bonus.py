@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from hw3 import bonus, models
+from hw3.experiments import bonus
+from hw3.nn import models
 
 
 def decayed_after_one_step(config: bonus.BonusConfig, model: nn.Module) -> dict[str, bool]:

@@ -1,4 +1,4 @@
-"""`python -m hw3`: exit codes and messages of results / run / gc, and the report's tables (hw3.results).
+"""`python -m hw3`: exit codes and messages of results / run / gc, and the report's tables (hw3.report.results).
 
 The commands run on a private empty cache (conftest) and, for `run`, an empty data folder: nothing
 trains. Two of them run as real `python -m hw3` processes (exit status, stderr); the rest call
@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hw3 import cli, experiments, registry, results
-from hw3.paths import PROJECT_ROOT
+from hw3 import cli
+from hw3.experiments import fashion, registry
+from hw3.report import results
+from hw3.environment import PROJECT_ROOT
 
 COMMITTED_CACHE = PROJECT_ROOT / "cache"
 
@@ -42,7 +44,7 @@ def test_run_unknown_experiment_exits_2_naming_it(subprocess_env):
 def test_run_without_data_exits_2_quickly_naming_the_missing_file(subprocess_env, tmp_path, private_cache):
     empty = tmp_path / "no-data"
     empty.mkdir()
-    name = experiments.run_fashion.name(experiments.FASHION[0])
+    name = fashion.run_fashion.name(fashion.FASHION[0])
     started = time.perf_counter()
     proc = hw3_process("run", name, "--device", "cpu", env={**subprocess_env, "HW3_DATA_DIR": str(empty)})
     seconds = time.perf_counter() - started
@@ -57,7 +59,7 @@ def test_run_without_data_exits_2_quickly_naming_the_missing_file(subprocess_env
 
 
 def test_run_with_nothing_to_do_exits_0(monkeypatch, capsys):
-    monkeypatch.setattr("hw3.runner.to_compute", lambda runs, force=False: [])
+    monkeypatch.setattr("hw3.compute.runner.to_compute", lambda runs, force=False: [])
     assert cli.main(["run"]) == 0
     assert "nothing to compute" in capsys.readouterr().out
 
@@ -134,7 +136,7 @@ def test_gc_on_an_empty_cache(capsys):
 
 
 # ----------------------------------------------------------------------------------------------
-# The report's tables: hw3.results on fake results with train_and_record's schema
+# The report's tables: hw3.report.results on fake results with train_and_record's schema
 
 
 def fake_result(config, *, val_accs, val_loss, test_correct, n_test=100, train_loss=0.31234, seconds=123.4) -> dict:
@@ -157,14 +159,14 @@ def fake_result(config, *, val_accs, val_loss, test_correct, n_test=100, train_l
 @pytest.fixture
 def fake_fashion(monkeypatch):
     """Two registered Part 2 configs whose cached results are the fake ones, stored through the real store
-    (run_fashion's body replaced), then read back in cache-only mode by hw3.results."""
-    sgd, adam1 = experiments.fashion_config("mlp", "sgd"), experiments.fashion_config("cnn", "adam-lr1")
+    (run_fashion's body replaced), then read back in cache-only mode by hw3.report.results."""
+    sgd, adam1 = fashion.fashion_config("mlp", "sgd"), fashion.fashion_config("cnn", "adam-lr1")
     fakes = {sgd: fake_result(sgd, val_accs=[0.8, 0.8523, 0.8512], val_loss=0.41234, test_correct=50),
              adam1: fake_result(adam1, val_accs=[0.1, 0.1], val_loss=float("nan"), test_correct=10, seconds=7.6)}
     fakes[adam1]["history"]["epochs"]["train"]["loss"][-1] = 12345.6
-    monkeypatch.setattr(experiments.run_fashion, "func", lambda config, settings: fakes[config])
+    monkeypatch.setattr(fashion.run_fashion, "func", lambda config, settings: fakes[config])
     for config in fakes:
-        experiments.run_fashion(config)
+        fashion.run_fashion(config)
     monkeypatch.setenv("HW3_CACHE_ONLY", "1")
     return sgd, adam1
 
@@ -202,18 +204,18 @@ def test_format_table_and_markdown_render_the_numbers(fake_fashion):
 
 
 def test_results_load_refuses_a_missing_entry_in_cache_only_mode(monkeypatch):
-    from hw3.store import CacheMissError
+    from hw3.store.cached import CacheMissError
 
     monkeypatch.setenv("HW3_CACHE_ONLY", "1")
-    config = experiments.FASHION[0]
-    with pytest.raises(CacheMissError, match=experiments.run_fashion.name(config)):
+    config = fashion.FASHION[0]
+    with pytest.raises(CacheMissError, match=fashion.run_fashion.name(config)):
         results.load(config)
     with pytest.raises(KeyError, match="no registered experiment"):
         results.load(replace(config, lr=0.123))
 
 
 def test_machine_of_names_the_machine_that_computed_the_entry(fake_fashion):
-    from hw3 import fingerprint
+    from hw3.store import fingerprint
 
     sgd, _ = fake_fashion
     label = results.machine_of(sgd)

@@ -17,7 +17,7 @@ import pytest
 distributed = pytest.importorskip("distributed", reason="needs the `dask` extra: pip install -e '.[dask]'")
 
 import runner_toy as toy  # noqa: E402
-from hw3 import runner  # noqa: E402
+from hw3.compute import runner  # noqa: E402
 from runner_toy import GRAPH  # noqa: E402
 
 TESTS_DIR = Path(__file__).resolve().parent

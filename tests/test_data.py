@@ -13,16 +13,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-import hw3.data
-from hw3.data import IDX_FILES, DataError, RandomPermutation, TensorBatches, image_splits, load_raw, train_val_indices
+import hw3.nn.data
+from hw3.nn.data import IDX_FILES, DataError, RandomPermutation, TensorBatches, image_splits, load_raw, train_val_indices
 
 
 @pytest.fixture(autouse=True)
 def fresh_load_cache():
     """load_raw reads each (dataset, split, folder) once per process: forget it around every test."""
-    hw3.data._load_cached.cache_clear()
+    hw3.nn.data._load_cached.cache_clear()
     yield
-    hw3.data._load_cached.cache_clear()
+    hw3.nn.data._load_cached.cache_clear()
 
 
 # --------------------------------------------------------------------------- the split (indices only)
@@ -71,7 +71,7 @@ def test_split_defaults_are_the_homeworks_50k_10k_with_seed_0():
 
 def test_to_float_maps_bytes_to_the_unit_interval():
     images = torch.tensor([[[0, 51], [255, 128]]], dtype=torch.uint8)
-    x = hw3.data.to_float(images)
+    x = hw3.nn.data.to_float(images)
     assert x.shape == (1, 1, 2, 2) and x.dtype == torch.float32
     assert x[0, 0, 0, 0] == 0.0 and x[0, 0, 1, 0] == 1.0 and x[0, 0, 0, 1] == pytest.approx(0.2), "ToTensor divides by 255"
 
@@ -91,11 +91,11 @@ def test_reachable_tries_each_mirror_on_its_port_with_a_timeout(monkeypatch):
         return Conn()
 
     monkeypatch.setattr(socket, "create_connection", connect)
-    assert hw3.data._reachable(["https://bad.example/a", "http://bad2.example/b", "http://good.example:8080/c"])
+    assert hw3.nn.data._reachable(["https://bad.example/a", "http://bad2.example/b", "http://good.example:8080/c"])
     assert [a for a, _ in calls] == [("bad.example", 443), ("bad2.example", 80), ("good.example", 8080)], "https→443, http→80, explicit port kept, next mirror after a failure"
-    assert all(t == hw3.data.NETWORK_TIMEOUT_S for _, t in calls), "every attempt has the short timeout"
+    assert all(t == hw3.nn.data.NETWORK_TIMEOUT_S for _, t in calls), "every attempt has the short timeout"
     calls.clear()
-    assert not hw3.data._reachable(["https://bad.example/a"])
+    assert not hw3.nn.data._reachable(["https://bad.example/a"])
 
 
 # --------------------------------------------------------------------------- the real data
@@ -380,7 +380,7 @@ def test_partial_data_offline_names_the_missing_file_and_keeps_the_rest(tmp_path
 def test_present_data_needs_no_network(tmp_path, monkeypatch, offline):
     raw = write_idx_set(tmp_path / "data")
     monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "data"))
-    assert hw3.data.download("FashionMNIST") == raw
+    assert hw3.nn.data.download("FashionMNIST") == raw
     load_raw("FashionMNIST", True)
     assert offline == []
 
@@ -388,7 +388,7 @@ def test_present_data_needs_no_network(tmp_path, monkeypatch, offline):
 def test_download_uses_the_given_root_over_the_data_dir(tmp_path, monkeypatch, offline):
     raw = write_idx_set(tmp_path / "given")
     monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "elsewhere"))
-    assert hw3.data.download("FashionMNIST", tmp_path / "given") == raw
+    assert hw3.nn.data.download("FashionMNIST", tmp_path / "given") == raw
     assert offline == [], "files present under the given root: no network needed"
 
 
@@ -397,7 +397,7 @@ def test_empty_idx_files_are_valid(tmp_path, header):
     """An IDX file with zero items is exactly its header: not truncated."""
     path = tmp_path / "empty"
     path.write_bytes(header)
-    hw3.data._check_idx(path)
+    hw3.nn.data._check_idx(path)
 
 
 @pytest.mark.parametrize("magic", [bytes([1, 0, 8, 1]), bytes([0, 1, 8, 1])])
@@ -405,7 +405,7 @@ def test_idx_magic_needs_two_zero_bytes(tmp_path, magic):
     path = tmp_path / "bad"
     path.write_bytes(magic + bytes([0, 0, 0, 0]))
     with pytest.raises(DataError, match="bad magic"):
-        hw3.data._check_idx(path)
+        hw3.nn.data._check_idx(path)
 
 
 def test_unknown_dataset_name(tmp_path, monkeypatch):
@@ -444,7 +444,7 @@ def synthetic(tmp_path, monkeypatch) -> Path:
 
 def test_load_raw_reads_the_files_once_per_process(synthetic, monkeypatch):
     """A second load_raw of the same split does not read the files again, unless they changed on disk."""
-    from hw3 import data
+    from hw3.nn import data
 
     images, labels = load_raw("FashionMNIST", True)
     reads = []
@@ -577,7 +577,7 @@ def test_image_splits_on_synthetic_files(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "test"])
 def test_load_raw_records_the_files_it_depends_on_even_from_memory(synthetic, train):
-    from hw3.fingerprint import recording_data_files
+    from hw3.store.fingerprint import recording_data_files
 
     load_raw("FashionMNIST", train)  # a first read, so that the second is served from memory
     with recording_data_files() as files:

@@ -1,6 +1,6 @@
 """The training engine against hand-written references, at every seam where a bug would go unnoticed.
 
-Each test builds a tiny float64 model on CPU and compares what `hw3.train` does with a computation
+Each test builds a tiny float64 model on CPU and compares what `hw3.nn.train` does with a computation
 written out here: the training loop (`fit`), evaluation in eval mode (`evaluate`, `predictions`),
 test-time flip averaging, and the objective (label smoothing, several heads).
 """
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hw3 import train
+from hw3.nn import train
 
 HEADS2 = ("left", "right")
 
@@ -318,7 +318,7 @@ def test_predictions_use_eval_mode_and_restore_the_mode(start_in_train_mode):
 def test_a_conv_model_evaluated_before_training_can_still_be_trained(use):
     """evaluate/predictions put conv nets in channels-last layout inside inference mode; the weights must stay
     ordinary tensors, or the model can never be trained afterwards (e.g. accuracy before training, then fit)."""
-    from hw3.models import CNN
+    from hw3.nn.models import CNN
 
     torch.manual_seed(0)
     model = CNN()

@@ -1,4 +1,4 @@
-"""hw3.estimate: before `make results` computes anything it says what and how long, and on a CPU
+"""hw3.compute.estimate: before `make results` computes anything it says what and how long, and on a CPU
 without bf16 units it warns about bf16 runs and needs a confirmation.
 
 The CPU's capabilities and its calibration are faked (`estimate.cpu_bf16_units`,
@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from hw3 import cli, estimate, registry, runner
-from hw3.store import RunSettings, experiment
+from hw3 import cli
+from hw3.compute import estimate, runner
+from hw3.experiments import registry
+from hw3.store.cached import RunSettings, experiment
 
 COMPUTED: list[str] = []
 

@@ -1,7 +1,7 @@
 """One-epoch smoke run of every registered experiment function, on tiny synthetic IDX data.
 
 FashionMNIST and MNIST are written as random IDX files (a few hundred images) to a temporary
-HW3_DATA_DIR, with hw3.data.VAL_SIZE made small; the results go to one temporary cache shared by
+HW3_DATA_DIR, with hw3.nn.data.VAL_SIZE made small; the results go to one temporary cache shared by
 this module's tests (so downstream experiments reuse their upstream entries). Each result's schema
 is checked, and then that it loads back, equal, in cache-only mode.
 """
@@ -15,9 +15,9 @@ import joblib
 import numpy as np
 import pytest
 
-import hw3.data
-from hw3 import bonus, experiments, gallery, multimnist, registry
-from hw3.store import RunSettings
+import hw3.nn.data
+from hw3.experiments import bonus, fashion, gallery, multimnist, registry
+from hw3.store.cached import RunSettings
 
 N_TRAIN, N_TEST, VAL = 160, 48, 48  # per dataset: 112 train / 48 val / 48 test
 SETTINGS = RunSettings(device="cpu")
@@ -56,15 +56,15 @@ def smoke(smoke_dirs, private_cache, monkeypatch) -> Path:
     monkeypatch.setenv("HW3_DATA_DIR", str(data))
     monkeypatch.setenv("HW3_CACHE_DIR", str(cache))
     monkeypatch.delenv("HW3_CACHE_ONLY", raising=False)
-    monkeypatch.setattr(hw3.data, "VAL_SIZE", VAL)
+    monkeypatch.setattr(hw3.nn.data, "VAL_SIZE", VAL)
     return cache
 
 
 # Tiny versions of the registered configs (one epoch; short upstream tuples).
-MLP = replace(experiments.fashion_config("mlp", "nesterov"), epochs=1)
-CNN = replace(experiments.fashion_config("cnn", "adam"), epochs=1)
-PERMUTED = replace(experiments.PERMUTED[0], epochs=1)
-DEAD = experiments.DeadUnitsConfig(runs=tuple(replace(c, epochs=1) for c in experiments.DEAD_UNITS.runs))
+MLP = replace(fashion.fashion_config("mlp", "nesterov"), epochs=1)
+CNN = replace(fashion.fashion_config("cnn", "adam"), epochs=1)
+PERMUTED = replace(fashion.PERMUTED[0], epochs=1)
+DEAD = fashion.DeadUnitsConfig(runs=tuple(replace(c, epochs=1) for c in fashion.DEAD_UNITS.runs))
 BONUS_BASE = replace(bonus.ABLATION[0], epochs=1, width=4, batch_size=56)
 # The wide net with every option on: onecycle, crop, flip, erasing, label smoothing.
 BONUS_AUG = replace(bonus.ABLATION[-1], epochs=1, width=4, batch_size=56, erasing=0.5, label_smoothing=0.1)
@@ -160,10 +160,10 @@ def check_analysis(r: dict) -> None:
 CASES = [
     pytest.param(gallery.run_gallery, gallery.GALLERY, check_gallery, id="gallery"),
     pytest.param(gallery.run_data_check, gallery.DATA_CHECK, check_data_check, id="data-check"),
-    pytest.param(experiments.run_fashion, MLP, lambda r: check_trained(r, splits=("val", "test")), id="fashion-mlp"),
-    pytest.param(experiments.run_fashion, CNN, lambda r: check_trained(r, splits=("val", "test")), id="fashion-cnn"),
-    pytest.param(experiments.run_fashion, PERMUTED, lambda r: check_trained(r, splits=("val", "test")), id="fashion-permuted"),
-    pytest.param(experiments.run_dead_units, DEAD, check_dead_units, id="dead-units"),
+    pytest.param(fashion.run_fashion, MLP, lambda r: check_trained(r, splits=("val", "test")), id="fashion-mlp"),
+    pytest.param(fashion.run_fashion, CNN, lambda r: check_trained(r, splits=("val", "test")), id="fashion-cnn"),
+    pytest.param(fashion.run_fashion, PERMUTED, lambda r: check_trained(r, splits=("val", "test")), id="fashion-permuted"),
+    pytest.param(fashion.run_dead_units, DEAD, check_dead_units, id="dead-units"),
     pytest.param(bonus.run_bonus, BONUS_AUG, lambda r: check_trained(r, splits=("val",), tta=True), id="bonus"),
     pytest.param(bonus.run_bonus_final, BONUS_FINAL, check_bonus_final, id="bonus-final"),
     pytest.param(multimnist.run_multimnist, MULTI[0], lambda r: check_trained(r, splits=("val", "test"), heads=2), id="multimnist"),

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from hw3.models import CNN, MLP, BonusCNN, MultiMNISTNet, WideCNN, count_parameters
+from hw3.nn.models import CNN, MLP, BonusCNN, MultiMNISTNet, WideCNN, count_parameters
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small tensors, no thread pool

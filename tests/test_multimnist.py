@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hw3 import data, models, multimnist_data
-from hw3.multimnist_data import make_new_sample, make_new_samples
+from hw3.nn import data, models, multimnist_data
+from hw3.nn.multimnist_data import make_new_sample, make_new_samples
 
 
 def digit(value: float, seed: int = 0) -> torch.Tensor:
@@ -141,7 +141,7 @@ def test_canvases_come_from_the_right_mnist_split(splits):
 
 def test_the_two_head_net_learns_both_digits_with_fit():
     """fit on the two-head net (the mean of the two cross-entropies) lowers the loss of each head."""
-    from hw3 import train
+    from hw3.nn import train
 
     torch.manual_seed(0)
     net = models.MultiMNISTNet()

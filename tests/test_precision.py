@@ -7,8 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from hw3 import bonus, experiments, multimnist, registry, train
-from hw3.store import config_key, config_name
+from hw3.experiments import bonus, fashion, multimnist, registry
+from hw3.nn import train
+from hw3.store.cached import config_key, config_name
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,7 +34,7 @@ def test_unknown_precision_is_refused_before_training():
         _fit("fp8")
 
 
-@pytest.mark.parametrize("config", [experiments.FASHION[0], multimnist.SWEEP[0], bonus.RUNS[0]], ids=["fashion", "multimnist", "bonus"])
+@pytest.mark.parametrize("config", [fashion.FASHION[0], multimnist.SWEEP[0], bonus.RUNS[0]], ids=["fashion", "multimnist", "bonus"])
 def test_precision_enters_the_key_and_the_name(config):
     other = dataclasses.replace(config, precision="bf16" if config.precision == "fp32" else "fp32")
     assert config_key("x", config) != config_key("x", other), "fp32 and bf16 results must be different cache entries"

@@ -36,7 +36,7 @@ format:
 ```{{python}}
 import os
 os.environ.setdefault("HW3_CACHE_ONLY", "1")
-from hw3 import registry
+from hw3.experiments import registry
 exp, config = registry.by_name()["{NAME}"]
 acc = exp.load(config)["final"]["val"]["acc"]
 ```

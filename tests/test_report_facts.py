@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from hw3 import backprop, data, stats
+from hw3 import backprop
+from hw3.nn import data
+from hw3.report import stats
 
 
 def test_permuting_inputs_is_absorbed_by_permuting_the_rows_of_the_first_layer():

@@ -1,6 +1,6 @@
 """The notebook a grader runs: listings of the graded code become code cells that define it.
 
-`hw3.listing.show` prints a package definition with the imports it needs; `tools/runnable_notebook.py`
+`hw3.report.listing.show` prints a package definition with the imports it needs; `tools/runnable_notebook.py`
 turns that printed listing back into a code cell. These tests hold both ends to their contract; the
 rendered notebook itself is executed in tests/test_rendered_report.py.
 """
@@ -12,7 +12,9 @@ import json
 import numpy as np
 import pytest
 
-from hw3 import backprop, listing, models, multimnist_data, train
+from hw3 import backprop
+from hw3.report import listing
+from hw3.nn import models, multimnist_data, train
 from runnable_notebook import make_runnable, rewrite
 
 
@@ -65,7 +67,7 @@ def test_fallback_output_listing_replaces_the_show_cell():
     cell = {"cell_type": "code", "id": "c", "metadata": {}, "source": "count_parameters = show(models.count_parameters)",
             "outputs": [{"output_type": "stream", "name": "stdout", "text": block}]}
     (code,) = make_runnable(_nb([cell]))["cells"]
-    assert code["source"].startswith("# from code/hw3/models.py") and "def count_parameters" in code["source"]
+    assert code["source"].startswith("# from code/hw3/nn/models.py") and "def count_parameters" in code["source"]
     assert code["outputs"] == []
 
 

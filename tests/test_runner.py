@@ -1,4 +1,4 @@
-"""hw3.runner: what it computes (to_compute), in which order (levels), and that it computes it.
+"""hw3.compute.runner: what it computes (to_compute), in which order (levels), and that it computes it.
 
 The experiments are the toys of tests/runner_toy.py (trivial bodies, no training). The planning
 functions are checked in this process; `run_missing` runs them in loky worker processes (a level
@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 import runner_toy as toy
-from hw3 import fingerprint, runner
-from hw3.store import Status
+from hw3.store import fingerprint
+from hw3.compute import runner
+from hw3.store.cached import Status
 from runner_toy import AB, CC, GRAPH, TOP, A, B, C, leaf, top, total
 
 TESTS_DIR = Path(__file__).resolve().parent

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from hw3 import bonus, multimnist
+from hw3.experiments import bonus, multimnist
 
 
 class ReadOfTheTestSplit(AssertionError):

@@ -1,7 +1,7 @@
-"""The result store (hw3.store, hw3.fingerprint): what makes an entry stale, and what must not.
+"""The result store (hw3.store): what makes an entry stale, and what must not.
 
 Most tests use a toy package (`toypkg`, written below into a temporary folder) whose experiments
-run in milliseconds: two model classes picked from a table, like `hw3.models.MODELS`, a module
+run in milliseconds: two model classes picked from a table, like `hw3.nn.models.MODELS`, a module
 constant, a data file per model and a downstream experiment. Every check that follows a code
 edit runs in a fresh child process, since the fingerprint reads source files from disk and the
 modules are imported once per process. One test makes the same checks on a copy of the real
@@ -24,17 +24,17 @@ from pathlib import Path
 import joblib
 import pytest
 
-from hw3 import fingerprint, store
-from hw3.store import CacheMissError, config_key, config_name
+from hw3.store import fingerprint, cached
+from hw3.store.cached import CacheMissError, config_key, config_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CODE = REPO_ROOT / "code"
 
 TOY_MODELS = '''\
-"""Toy models: two classes selected by name through a table, like hw3.models.MODELS."""
+"""Toy models: two classes selected by name through a table, like hw3.nn.models.MODELS."""
 
 try:
-    from hw3.fingerprint import Table
+    from hw3.store.fingerprint import Table
 except ImportError:  # the store before tables (lets the tests show what it got wrong)
     def Table(entries, name=None):
         return entries
@@ -75,9 +75,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from hw3.fingerprint import record_data_file
-from hw3.paths import data_dir
-from hw3.store import RunSettings, experiment
+from hw3.store.fingerprint import record_data_file
+from hw3.environment import data_dir
+from hw3.store.cached import RunSettings, experiment
 
 from . import models
 
@@ -159,7 +159,7 @@ RUNS = [*((run_toy, c) for c in TOY_RUNS), (run_summary, SummaryConfig()), (run_
 # child would cost seconds, and those tests edit the recorded values in meta.json instead.
 TOY_DRIVER = '''\
 import json, os, sys
-from hw3 import fingerprint, store
+from hw3.store import fingerprint, cached
 if not os.environ.get("TOY_REAL_ENV"):
     fingerprint.versions = lambda: {"python": "3", "torch": "toy", "numpy": "toy"}
     fingerprint.machine = lambda device="cpu": {"cpu": fingerprint.cpu_model(), "device": device}
@@ -185,12 +185,12 @@ elif cmd == "call":  # what a render does: exp(config)
     for n, (e, c) in runs.items():
         try:
             out[n] = {"ok": repr(e(c))}
-        except store.CacheMissError as err:
+        except cached.CacheMissError as err:
             out[n] = {"error": str(err)}
 elif cmd == "identity":
     out = {n: {"key": e.key(c), "folder": str(e.folder(c))} for n, (e, c) in runs.items()}
 elif cmd == "garbage":
-    out = [str(p) for p in store.garbage(exp.RUNS)]
+    out = [str(p) for p in cached.garbage(exp.RUNS)]
 elif cmd == "slow-write":  # recompute NAME, but stop half-way through writing its output
     import joblib, time
     def dump(value, path):
@@ -198,7 +198,7 @@ elif cmd == "slow-write":  # recompute NAME, but stop half-way through writing i
             f.write(b"half an output")
         open(os.environ["TOY_MARKER"], "w").close()
         time.sleep(60)
-    store.joblib.dump = dump
+    cached.joblib.dump = dump
     e, c = runs[args[0]]
     e.compute(c)
 print(json.dumps(out))
@@ -373,7 +373,7 @@ def test_cache_only_miss_names_experiment_reason_and_fix(toy):
     message = out["toy-mlp"].get("error", "")
     assert "'toy-mlp'" in message and "stale" in message, f"the error should name the experiment: {message}"
     assert "toypkg.models.MLP changed" in message, f"the error should give the reason: {message}"
-    assert "python -m hw3 run toy-mlp" in message and store.REFRESH_COMMAND in message, f"and the fix: {message}"
+    assert "python -m hw3 run toy-mlp" in message and cached.REFRESH_COMMAND in message, f"and the fix: {message}"
     assert "ok" in out["toy-cnn"] and "ok" in out["plain"], f"current entries still load in cache-only mode: {out}"
     assert snapshot(toy.cache) == before, "cache-only mode must not write, rewrite or delete anything"
 
@@ -397,14 +397,14 @@ def test_compute_refuses_in_cache_only_mode(tmp_path, monkeypatch, toy_inprocess
     monkeypatch.setenv("HW3_CACHE_ONLY", "1")
     with pytest.raises(CacheMissError, match="toy-mlp"):
         exp.run_toy.compute(exp.ToyConfig("mlp"))
-    assert not store.cache_dir().exists()
+    assert not cached.cache_dir().exists()
 
 
 @pytest.mark.parametrize("value, expected", [("1", True), ("yes", True), ("true", True), ("", False), ("0", False),
                                              ("false", False), ("No", False)])
 def test_cache_only_flag_parsing(monkeypatch, value, expected):
     monkeypatch.setenv("HW3_CACHE_ONLY", value)
-    assert store.cache_only() is expected
+    assert cached.cache_only() is expected
 
 
 # ----------------------------------------------------------------------------------------------
@@ -465,7 +465,8 @@ def test_garbage_lists_unreachable_entries_only(toy):
 
 
 def test_gc_is_a_dry_run_and_delete_removes_only_unused(private_cache, capsys):
-    from hw3 import cli, registry
+    from hw3 import cli
+    from hw3.experiments import registry
 
     used = [exp.folder(cfg) for exp, cfg in registry.all_experiments()[:3]]
     unused = [private_cache / "fashion" / "fashion-retired-run", private_cache / "joblib" / "hw3",
@@ -536,7 +537,7 @@ def test_compute_then_hit_and_atomic_replace(toy_inprocess, private_cache, monke
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(store.joblib, "dump", broken_dump)
+        m.setattr(cached.joblib, "dump", broken_dump)
         with pytest.raises(KeyboardInterrupt):
             exp.run_toy.compute(config)
     assert sorted(p.name for p in folder.parent.iterdir()) == ["toy-mlp"], "an interrupted write must leave no temporary folder"
@@ -568,7 +569,7 @@ def test_corrupt_entry_is_a_clear_error_naming_the_experiment(toy_inprocess, pri
     exp = toy_inprocess
     config = exp.ToyConfig("cnn")
     exp.run_toy(config)
-    out = exp.run_toy.folder(config) / store.OUTPUT
+    out = exp.run_toy.folder(config) / cached.OUTPUT
     out.write_bytes(b"\x00garbage, not a pickle\xff" * 7 if damage == "garbage" else out.read_bytes()[:10])
     before = snapshot(private_cache)
     for cache_only in ("1", ""):
@@ -580,7 +581,7 @@ def test_corrupt_entry_is_a_clear_error_naming_the_experiment(toy_inprocess, pri
         assert fix, f"the error should say how to recompute it: {info.value}"
         assert snapshot(private_cache) == before, "a corrupt entry must be left for the user to see"
     # The command it names must really recompute it (a plain `run` skips entries whose status is current).
-    from hw3 import runner
+    from hw3.compute import runner
 
     command = fix.group(1).split()
     assert runner.to_compute([(exp.run_toy, config)], force="--force" in command), \
@@ -648,7 +649,7 @@ def test_configs_that_differ_have_different_names(a, b):
 
 
 def test_registered_names_are_unique_and_cover_every_field():
-    from hw3 import registry
+    from hw3.experiments import registry
 
     runs = registry.all_experiments()
     names = [exp.name(cfg) for exp, cfg in runs]
@@ -656,7 +657,7 @@ def test_registered_names_are_unique_and_cover_every_field():
     keys = [exp.key(cfg) for exp, cfg in runs]
     assert len(keys) == len(set(keys))
     for exp, cfg in runs:
-        assert isinstance(exp, store.Experiment)
+        assert isinstance(exp, cached.Experiment)
         assert dataclasses.is_dataclass(cfg) and cfg.__dataclass_params__.frozen
         for field_name, other in variants(cfg):
             assert exp.name(other) != exp.name(cfg), f"{exp.name(cfg)}: changing {field_name} keeps the name"
@@ -666,7 +667,7 @@ def test_registered_names_are_unique_and_cover_every_field():
 
 def test_every_registered_experiment_is_a_miss_in_an_empty_cache(monkeypatch, private_cache):
     """In cache-only mode nothing trains: an empty cache makes every experiment a named CacheMissError."""
-    from hw3 import registry
+    from hw3.experiments import registry
 
     monkeypatch.setenv("HW3_CACHE_ONLY", "1")
     for exp, config in registry.all_experiments():
@@ -682,7 +683,7 @@ def test_every_registered_experiment_is_a_miss_in_an_empty_cache(monkeypatch, pr
 
 FINGERPRINTS = '''\
 import json
-from hw3 import registry
+from hw3.experiments import registry
 print(json.dumps({e.name(c): e.code_fingerprint(c) for e, c in registry.all_experiments()}))
 '''
 
@@ -705,14 +706,14 @@ def edit_real(path: Path, old: str, new: str) -> None:
 def test_real_mlp_width_change_reaches_exactly_the_mlp_experiments(tmp_path):
     copy = tmp_path / "code"
     shutil.copytree(CODE / "hw3", copy / "hw3", ignore=shutil.ignore_patterns("__pycache__"))
-    edit_real(copy / "hw3" / "models.py", "hidden: int = 100,", "hidden: int = 101,")
+    edit_real(copy / "hw3" / "nn" / "models.py", "hidden: int = 100,", "hidden: int = 101,")
     # Comment and docstring edits in train.py, in and around `fit`, which every training run reaches.
-    edit_real(copy / "hw3" / "train.py", '    """Train for `epochs` passes over `train`,', '    """Train (edited) for `epochs` passes over `train`,')
-    edit_real(copy / "hw3" / "train.py", "    if epochs <= 0:", "    # a new comment\n\n    if epochs <= 0:")
-    edit_real(copy / "hw3" / "train.py", "\ndef fit(", "\n# a comment above fit\n\n\ndef fit(")
+    edit_real(copy / "hw3" / "nn" / "train.py", '    """Train for `epochs` passes over `train`,', '    """Train (edited) for `epochs` passes over `train`,')
+    edit_real(copy / "hw3" / "nn" / "train.py", "    if epochs <= 0:", "    # a new comment\n\n    if epochs <= 0:")
+    edit_real(copy / "hw3" / "nn" / "train.py", "\ndef fit(", "\n# a comment above fit\n\n\ndef fit(")
     edited = real_fingerprints(copy)
     original = {}
-    from hw3 import registry
+    from hw3.experiments import registry
 
     for exp, cfg in registry.all_experiments():
         code, constants = exp.code_fingerprint(cfg)
@@ -728,9 +729,9 @@ def test_real_mlp_width_change_reaches_exactly_the_mlp_experiments(tmp_path):
     expected = {n for n in original if n.startswith("fashion-mlp-")} | {"dead-units"}
     assert len(expected) > 5, sorted(original)
     assert set(changed) == expected, f"an MLP width change must change exactly the MLP experiments: {sorted(changed)}"
-    assert all(diff == ["hw3.models:MLP"] for diff in changed.values()), \
-        f"and only through hw3.models.MLP (the train.py comment/docstring edits must change nothing): {changed}"
-    assert all("hw3.train:fit" in original[n][0] for n in original if n.startswith("fashion-")), "fit must be reached"
+    assert all(diff == ["hw3.nn.models:MLP"] for diff in changed.values()), \
+        f"and only through hw3.nn.models.MLP (the train.py comment/docstring edits must change nothing): {changed}"
+    assert all("hw3.nn.train:fit" in original[n][0] for n in original if n.startswith("fashion-")), "fit must be reached"
 
 
 def test_real_wide_net_change_reaches_exactly_the_wide_bonus_runs_and_the_final(tmp_path):
@@ -739,16 +740,16 @@ def test_real_wide_net_change_reaches_exactly_the_wide_bonus_runs_and_the_final(
     the BN-CNN steps current."""
     copy = tmp_path / "code"
     shutil.copytree(CODE / "hw3", copy / "hw3", ignore=shutil.ignore_patterns("__pycache__"))
-    edit_real(copy / "hw3" / "models.py", "nn.AdaptiveMaxPool2d(1)", "nn.AdaptiveAvgPool2d(1)")
+    edit_real(copy / "hw3" / "nn" / "models.py", "nn.AdaptiveMaxPool2d(1)", "nn.AdaptiveAvgPool2d(1)")
     edited = real_fingerprints(copy)
-    from hw3 import registry
+    from hw3.experiments import registry
 
     changed = set()
     for exp, cfg in registry.all_experiments():
         code, _ = exp.code_fingerprint(cfg)
         if edited[exp.name(cfg)][0] != code:
             changed.add(exp.name(cfg))
-    from hw3 import bonus
+    from hw3.experiments import bonus
 
     expected = {bonus.run_bonus.name(c) for c in bonus.RUNS if c.model == "wide"} | {"bonus-final"}
     assert len(expected) == 7, sorted(expected)

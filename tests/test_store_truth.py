@@ -17,15 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hw3 import cli, fingerprint, store
-from hw3.store import CacheMissError
+from hw3 import cli
+from hw3.store import fingerprint, cached
+from hw3.store.cached import CacheMissError
 from test_store import CODE, Toy, edit_real, real_fingerprints, snapshot, stale, toy, toy_inprocess, toy_src  # noqa: F401
 
 # A second driver for the toy: commands that need more than one step in one process.
 TRUTH_DRIVER = '''\
 import json, os, sys, time
 from pathlib import Path
-from hw3 import fingerprint, store
+from hw3.store import fingerprint, cached
 fingerprint.versions = lambda: {"python": "3", "torch": "toy", "numpy": "toy"}
 fingerprint.machine = lambda device="cpu": {"cpu": fingerprint.cpu_model(), "device": device}
 from toypkg import exp
@@ -55,7 +56,7 @@ if cmd == "edit-while-running":  # recompute NAME; edit a source file while it c
     try:
         e.compute(c)
         print(json.dumps({"written": True}))
-    except store.StoreError as err:
+    except cached.StoreError as err:
         print(json.dumps({"error": str(err)}))
 elif cmd == "memo":  # the same process sees each change: data, meta.json, code
     out = [status()]
@@ -130,7 +131,7 @@ def test_module_level_partial_binding_counts(toy):
 def test_legacy_processed_folder_does_not_replace_the_raw_files(fashion_dir, tmp_path, monkeypatch):
     import torch
 
-    from hw3 import data
+    from hw3.nn import data
 
     root = tmp_path / "data"
     (root / "FashionMNIST" / "raw").mkdir(parents=True)
@@ -151,9 +152,9 @@ def test_output_that_does_not_match_its_recorded_hash_is_unreadable(toy_inproces
     exp = toy_inprocess
     a, b = exp.ToyConfig("cnn"), exp.ToyConfig("mlp")
     exp.run_toy(a), exp.run_toy(b)
-    target = exp.run_toy.folder(a) / store.OUTPUT
+    target = exp.run_toy.folder(a) / cached.OUTPUT
     if damage == "swap":  # another entry's output
-        shutil.copy(exp.run_toy.folder(b) / store.OUTPUT, target)
+        shutil.copy(exp.run_toy.folder(b) / cached.OUTPUT, target)
     else:  # a valid pickle with one stored value edited
         import joblib
 
@@ -182,7 +183,7 @@ def test_label_out_of_range_is_a_one_line_data_error(fashion_dir, tmp_path, monk
     labels.unlink()
     labels.write_bytes(bytes(raw))
     monkeypatch.setenv("HW3_DATA_DIR", str(root))
-    from hw3 import data
+    from hw3.nn import data
 
     data._load_cached.cache_clear()
     err = one_line_error(capsys, ["run", "data-check", "--jobs", "1"])
@@ -191,18 +192,18 @@ def test_label_out_of_range_is_a_one_line_data_error(fashion_dir, tmp_path, monk
 
 @pytest.mark.parametrize("content", ['["a", "list"]', '{"key": "x"}', "not json", "__no_code__", "__data_null__"])
 def test_malformed_meta_is_unreadable_and_the_listing_goes_on(private_cache, capsys, content):
-    from hw3 import registry
+    from hw3.experiments import registry
 
     (exp, config), (other, other_config) = registry.all_experiments()[:2]
     folder = exp.folder(config)
     folder.mkdir(parents=True)
-    (folder / store.OUTPUT).write_bytes(b"x")
+    (folder / cached.OUTPUT).write_bytes(b"x")
     if content.startswith("__"):
         meta = {"key": exp.key(config), "config": {}, "code": {}, "constants": {}, "data": {}, "upstream": {},
                 "versions": {}, "machine": {}, "output_hash": "h"}
         meta.pop("code") if content == "__no_code__" else meta.update(data=None)
         content = json.dumps(meta)
-    (folder / store.META).write_text(content)
+    (folder / cached.META).write_text(content)
     st = exp.status(config)
     assert st.state == "unreadable" and "meta.json is malformed" in str(st), st
     with pytest.raises(CacheMissError, match="is unreadable: its meta.json is malformed"):
@@ -229,7 +230,7 @@ def test_interrupted_swap_restores_the_previous_entry(toy_inprocess, private_cac
     first = exp.run_toy(config)
     folder = exp.run_toy.folder(config)
     folder.rename(folder.with_name(".toy-mlp.old"))  # killed between the two renames
-    store.prepare_folder(folder)
+    cached.prepare_folder(folder)
     assert exp.run_toy.load(config) == first
 
 
@@ -240,7 +241,7 @@ def test_unwritable_cache_fails_before_computing(toy_inprocess, tmp_path, monkey
     monkeypatch.setenv("HW3_CACHE_DIR", str(blocker / "cache"))
     calls = []
     monkeypatch.setattr(exp.run_toy, "func", lambda *a, **k: calls.append(1))
-    with pytest.raises(store.StoreError, match="cannot write to the cache folder .* nothing was computed"):
+    with pytest.raises(cached.StoreError, match="cannot write to the cache folder .* nothing was computed"):
         exp.run_toy.compute(exp.ToyConfig("mlp"))
     assert calls == [], "nothing may be computed when the result cannot be written"
     err = one_line_error(capsys, ["run", "gallery", "--jobs", "1"])
@@ -248,12 +249,12 @@ def test_unwritable_cache_fails_before_computing(toy_inprocess, tmp_path, monkey
 
 
 def test_truncated_output_is_recomputed_by_the_command_its_message_names(toy_inprocess, private_cache):
-    from hw3 import runner
+    from hw3.compute import runner
 
     exp = toy_inprocess
     config = exp.ToyConfig("cnn")
     exp.run_toy(config)
-    out = exp.run_toy.folder(config) / store.OUTPUT
+    out = exp.run_toy.folder(config) / cached.OUTPUT
     out.write_bytes(out.read_bytes()[:10])
     with pytest.raises(CacheMissError) as info:
         exp.run_toy.load(config)
@@ -285,7 +286,7 @@ def test_cuda_without_a_gpu_is_refused_for_every_experiment(capsys, private_cach
 def test_recorded_device_is_the_device_used(toy_inprocess, private_cache):
     exp = toy_inprocess
     config = exp.ToyConfig("mlp")
-    exp.run_toy.compute(config, store.RunSettings(device="cuda"))  # the toy never moves a tensor
+    exp.run_toy.compute(config, cached.RunSettings(device="cuda"))  # the toy never moves a tensor
     assert exp.run_toy.read_meta(config)["machine"]["device"] == "cpu"
 
 
@@ -294,7 +295,7 @@ def test_recorded_device_is_the_device_used(toy_inprocess, private_cache):
 def test_environment_flags_accept_the_usual_values(monkeypatch, value, expected):
     monkeypatch.setenv("HW3_CACHE_ONLY", value)
     monkeypatch.setenv("HW3_STRICT_VERSIONS", value)
-    assert store.cache_only() is expected and store.strict_versions() is expected
+    assert cached.cache_only() is expected and cached.strict_versions() is expected
 
 
 def test_unknown_flag_value_is_a_one_line_error(monkeypatch, capsys):
@@ -315,7 +316,7 @@ def test_empty_batches_and_mixed_dtypes_are_rejected():
     import torch
 
     from hw3 import backprop
-    from hw3.multimnist_data import make_new_sample
+    from hw3.nn.multimnist_data import make_new_sample
 
     W = backprop.init_weights()
     X, y = np.zeros((0, 5)), np.zeros(0)
@@ -392,7 +393,7 @@ def test_a_new_model_and_a_new_run_stale_nothing_that_existed(toy):
 def test_an_undeclared_table_lookup_is_refused(toy_inprocess, private_cache, monkeypatch):
     exp = toy_inprocess
     monkeypatch.setattr(exp.run_toy, "code_for", lambda config: [])
-    with pytest.raises(store.StoreError, match=r"used models.MODELS\['mlp'\] without declaring it"):
+    with pytest.raises(cached.StoreError, match=r"used models.MODELS\['mlp'\] without declaring it"):
         exp.run_toy.compute(exp.ToyConfig("mlp"))
     assert not exp.run_toy.folder(exp.ToyConfig("mlp")).exists()
 
@@ -400,14 +401,14 @@ def test_an_undeclared_table_lookup_is_refused(toy_inprocess, private_cache, mon
 def test_real_fifth_optimiser_stales_no_existing_entry(tmp_path):
     copy = tmp_path / "code"
     shutil.copytree(CODE / "hw3", copy / "hw3", ignore=shutil.ignore_patterns("__pycache__"))
-    path = copy / "hw3" / "experiments.py"
+    path = copy / "hw3" / "experiments" / "fashion.py"
     edit_real(path, 'optimizer: Literal["sgd", "adam"]', 'optimizer: Literal["sgd", "adam", "rmsprop"]')
     edit_real(path, "# The optimisers by", "def _rmsprop(config, params):\n    return torch.optim.RMSprop(params, lr=config.lr)\n\n\n# The optimisers by")
     edit_real(path, '"adam": _adam}', '"adam": _adam, "rmsprop": _rmsprop}')
     edit_real(path, '    "adam-lr1": dict(optimizer="adam", lr=1.0),\n', '    "adam-lr1": dict(optimizer="adam", lr=1.0),\n'
                                                                        '    "rmsprop": dict(optimizer="rmsprop", lr=0.001),\n')
     edited = real_fingerprints(copy)
-    from hw3 import registry
+    from hw3.experiments import registry
 
     new = set(edited) - set(registry.by_name())
     assert new == {"fashion-mlp-rmsprop-lr0.001", "fashion-cnn-rmsprop-lr0.001"}, new
@@ -432,7 +433,7 @@ def test_status_memo_sees_a_rewritten_entry(toy_inprocess, private_cache):
     config = exp.ToyConfig("mlp")
     exp.run_toy(config)
     assert exp.run_toy.status(config).state == "cached"
-    (exp.run_toy.folder(config) / store.OUTPUT).write_bytes(b"replaced")
+    (exp.run_toy.folder(config) / cached.OUTPUT).write_bytes(b"replaced")
     assert exp.run_toy.status(config).state == "unreadable"
     shutil.rmtree(exp.run_toy.folder(config))
     assert exp.run_toy.status(config).state == "missing"

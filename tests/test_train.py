@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hw3 import train
-from hw3.models import CNN, MLP, MultiMNISTNet
+from hw3.nn import train
+from hw3.nn.models import CNN, MLP, MultiMNISTNet
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small tensors, no thread pool

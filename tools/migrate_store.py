@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 OLD_STATUS = """
 import json
-from hw3 import registry
+from hw3.experiments import registry
 print(json.dumps({e.name(c): [e.status(c).state, e.status(c).reasons] for e, c in registry.all_experiments()}))
 """
 
@@ -54,7 +54,7 @@ def module_level(source: str, module: str) -> tuple[dict, list[str]]:
     Left out: defs and classes (the old rules hashed them), and pure bindings of data (`FASHION = ...`),
     whose value the old rules hashed wherever it was read (and which, being pure, do nothing else).
     """
-    from hw3 import fingerprint
+    from hw3.store import fingerprint
 
     namespace = vars(sys.modules[module])
     body = ast.parse(source).body
@@ -108,26 +108,27 @@ def module_level_unchanged(meta_path: Path, meta: dict, base: str) -> list[str]:
 def main(base: str, write: bool) -> int:
     import joblib
 
-    from hw3 import fingerprint, registry, store
+    from hw3.store import fingerprint, cached
+    from hw3.experiments import registry
 
     old = old_statuses(base)
     restamped, refused = [], []
     for exp, config in registry.all_experiments():
         name = exp.name(config)
         folder = exp.folder(config)
-        meta_path = folder / store.META
+        meta_path = folder / cached.META
         meta = json.loads(meta_path.read_text())
         problems = []
         if old.get(name, ["missing"])[0] != "cached":
             problems.append(f"not current under the old rules at {base[:7]}: {old.get(name)}")
         problems += [f"module-level code changed: {m}" for m in module_level_unchanged(meta_path, meta, base)]
-        if joblib.hash(joblib.load(folder / store.OUTPUT)) != meta["output_hash"]:
+        if joblib.hash(joblib.load(folder / cached.OUTPUT)) != meta["output_hash"]:
             problems.append("output.joblib does not hold the recorded output")
         if problems:
             refused.append((name, problems))
             continue
         meta["code"], meta["constants"] = exp.code_fingerprint(config)
-        meta["output_sha256"] = fingerprint.file_sha256(folder / store.OUTPUT)
+        meta["output_sha256"] = fingerprint.file_sha256(folder / cached.OUTPUT)
         if write:
             meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         restamped.append(name)

@@ -46,7 +46,7 @@ def stage() -> None:
     shutil.copytree(ROOT / "code" / "hw3", STAGE / "src" / "hw3", ignore=ignore)
     shutil.copytree(ROOT / "tests", STAGE / "tests", ignore=ignore)
     shutil.copy2(ROOT / "pyproject.toml", STAGE / "pyproject.toml")
-    for path in (STAGE / "src" / "hw3").glob("*.py"):
+    for path in (STAGE / "src" / "hw3").rglob("*.py"):
         undecorate(path)
 
 

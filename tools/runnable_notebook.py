@@ -1,7 +1,7 @@
 """Make the rendered notebook a notebook a grader can run: Quarto's post-render step for report.ipynb.
 
 Quarto writes `_output/report.ipynb` from the executed report, but two things in it do not run:
-* the listings of the graded implementations (`hw3.listing.show`, an `output: asis` cell) arrive as
+* the listings of the graded implementations (`hw3.report.listing.show`, an `output: asis` cell) arrive as
   Markdown, so the notebook would show each function without defining it; each listing becomes a
   code cell again (its marker line `# from code/hw3/<module>.py` says which), so running the
   notebook defines the function where its question is asked;

@@ -1,5 +1,7 @@
+"""`python -m hw3`: the command line (hw3.cli)."""
+
 import sys
 
-from .cli import main
+from hw3.cli import main
 
 sys.exit(main())

@@ -18,9 +18,10 @@ import json
 import shutil
 import sys
 
-from . import registry, store
-from .data import DataError
-from .store import CacheMissError, StoreError, garbage
+from hw3.experiments import registry
+from hw3.store import cached
+from hw3.nn.data import DataError
+from hw3.store.cached import CacheMissError, StoreError, garbage
 
 
 def _headline(result: dict) -> dict:
@@ -78,7 +79,7 @@ def cmd_results(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .runner import run_missing
+    from hw3.compute.runner import run_missing
 
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
@@ -91,8 +92,8 @@ def cmd_run(args) -> int:
 
 def _confirm_plan(runs, args) -> bool:
     """Say what will be computed and the time it should take here; ask before emulated bf16 (hw3.estimate)."""
-    from .estimate import confirm
-    from .runner import to_compute
+    from hw3.compute.estimate import confirm
+    from hw3.compute.runner import to_compute
 
     return confirm(to_compute(runs, args.force), jobs=args.jobs, device=args.device, scheduler=args.scheduler, yes=args.yes)
 
@@ -112,7 +113,7 @@ def cmd_gc(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from .data import DATASETS, download
+    from hw3.nn.data import DATASETS, download
 
     for name in DATASETS:
         print(f"{name}: {download(name)}")
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_download)
     args = parser.parse_args(argv)
     try:
-        store.cache_only(), store.strict_versions()  # a bad flag value fails here, before anything runs
+        cached.cache_only(), cached.strict_versions()  # a bad flag value fails here, before anything runs
         return args.func(args)
     except BrokenPipeError:  # `python -m hw3 results | head`
         sys.stderr.close()

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import models, train
-from .store import RunSettings
+from hw3.nn import models, train
+from hw3.store.cached import RunSettings
 
 Sets = dict[str, tuple[torch.Tensor, ...]]  # split → (x, target_1, ..., target_H)
 OptimizerFactory = Callable[[nn.Module, int], tuple[torch.optim.Optimizer, Any]]  # (model, steps/epoch) → (optimizer, scheduler)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import TensorBatches
+from hw3.nn.data import TensorBatches
 
 Tensors = tuple[torch.Tensor, ...]  # (x, target_1, ..., target_H)
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -32,7 +32,7 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 
 def _channels_last(model: nn.Module) -> bool:
-    """Put conv nets in channels-last layout: on CPU their convolutions run ~2× faster (see `hw3.bench`)."""
+    """Put conv nets in channels-last layout: on CPU their convolutions run ~2× faster (`make bench`, benchmarks/bench.py)."""
     if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
         return False
     # evaluate/predictions run in inference mode, where converted weights would become inference

@@ -12,8 +12,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from . import experiments, registry, stats
-from .experiments import FashionConfig
+from hw3.experiments import fashion, registry
+from hw3.report import stats
+from hw3.experiments.fashion import FashionConfig
 
 
 def load(config) -> dict:
@@ -24,12 +25,12 @@ def load(config) -> dict:
 
 def fashion(model: str, optimizer: str, permuted: bool = False) -> dict:
     """A Part 2 run by model ('mlp', 'cnn') and optimiser name ('sgd', 'nesterov', 'adam', 'adam-lr1')."""
-    return load(experiments.fashion_config(model, optimizer, permuted))
+    return load(fashion.fashion_config(model, optimizer, permuted))
 
 
 def fashion_runs(model: str) -> dict[str, dict]:
     """The four optimiser runs of one model, keyed by a readable optimiser label."""
-    configs = [c for c in experiments.FASHION if c.model == model]
+    configs = [c for c in fashion.FASHION if c.model == model]
     return {c.optimizer_label: load(c) for c in configs}
 
 
@@ -84,7 +85,7 @@ def _interval(result: dict, split: str = "test") -> tuple[float, float]:
 
 def fashion_table(configs=None) -> pd.DataFrame:
     """One row per Part 2 run, after the last epoch."""
-    configs = configs or experiments.FASHION + experiments.PERMUTED
+    configs = configs or fashion.FASHION + fashion.PERMUTED
     return pd.DataFrame([_row(c, load(c)) for c in configs])
 
 
@@ -120,7 +121,7 @@ def markdown(df: pd.DataFrame):
 
 def load_gallery() -> dict:
     """The cached sample images (FashionMNIST, permuted, MultiMNIST)."""
-    from . import gallery
+    from hw3.experiments import gallery
 
     return gallery.run_gallery(gallery.GALLERY)
 
@@ -187,7 +188,7 @@ def machines() -> list[str]:
 
 def multimnist_sweep() -> dict[str, dict]:
     """The MultiMNIST learning-rate runs, keyed by run name."""
-    from . import multimnist
+    from hw3.experiments import multimnist
 
     return {multimnist.run_multimnist.name(c): load(c) for c in multimnist.SWEEP}
 
@@ -241,7 +242,7 @@ def top_multimnist_confusions(result: dict, split: str = "test", k: int = 3) -> 
 
 def bonus_runs() -> dict[str, list[dict]]:
     """The bonus ablation: step label → its runs (one per seed)."""
-    from . import bonus
+    from hw3.experiments import bonus
 
     steps: dict[str, list[dict]] = {}
     for c in bonus.RUNS:
@@ -250,7 +251,7 @@ def bonus_runs() -> dict[str, list[dict]]:
 
 
 def bonus_final() -> dict:
-    from . import bonus
+    from hw3.experiments import bonus
 
     return load(bonus.FINAL)
 
@@ -325,7 +326,7 @@ def top_confusions(confusion: np.ndarray, classes, k: int = 5) -> pd.DataFrame:
 
 
 def multimnist_analysis() -> dict:
-    from . import multimnist
+    from hw3.experiments import multimnist
 
     return load(multimnist.ANALYSIS)
 
@@ -348,12 +349,12 @@ def join_names(names) -> str:
 
 def dead_units() -> dict:
     """Live ReLU units of the Adam(lr=1) runs per layer and split, and the classes they predict."""
-    return load(experiments.DEAD_UNITS)
+    return load(fashion.DEAD_UNITS)
 
 
 def single_task_runs() -> dict[str, dict]:
     """The one-digit baselines, keyed by task ('left', 'right')."""
-    from . import multimnist
+    from hw3.experiments import multimnist
 
     return {c.task: load(c) for c in multimnist.SINGLE_TASK}
 
@@ -368,7 +369,7 @@ def sharing_table(multi: dict, single: dict[str, dict]) -> str:
 
 
 def data_check() -> dict:
-    from . import gallery
+    from hw3.experiments import gallery
 
     return load(gallery.DATA_CHECK)
 

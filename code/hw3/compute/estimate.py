@@ -26,14 +26,14 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import fingerprint
+from hw3 import environment
+from hw3.store import fingerprint
 
 CALIBRATION = "calibration.json"  # beside an entry's meta.json, written by the worker that computed it
 BF16_UNITS = ("amx_bf16", "avx512_bf16")
@@ -45,7 +45,7 @@ def cpu_bf16_units() -> str:
 
 
 def yes_from_environment() -> bool:
-    return os.environ.get("HW3_YES", "").strip().lower() not in ("", "0", "false", "no")
+    return environment.assume_yes()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ class Estimate:
 
 def estimate_run(exp, config, here: dict) -> Estimate:
     """The time `exp(config)` should take here, from its recorded wall time scaled by the calibrations."""
-    from .runner import expected_cost
+    from hw3.compute.runner import expected_cost
 
     name, prec = exp.name(config), precision(config)
     state = exp.status(config).state
@@ -206,7 +206,7 @@ def duration(seconds: float) -> str:
 
 def plan(todo: list, jobs: int, threads: int, here: dict) -> tuple[list[Estimate], float]:
     """Each run's estimate, and the wall clock for `jobs` workers of `threads` threads, level by level."""
-    from .runner import levels
+    from hw3.compute.runner import levels
 
     estimates = [estimate_run(exp, config, here) for exp, config in todo]
     by_name = {e.name: e.seconds for e in estimates}
@@ -257,7 +257,7 @@ def confirm(todo: list, jobs: int | None = None, device: str | None = None, sche
     Raises ValueError (the CLI's exit status 2) when confirmation is needed and there is no terminal
     to ask, and neither `yes` nor HW3_YES=1 gives it.
     """
-    from .runner import _cores
+    from hw3.compute.runner import _cores
 
     stdin, out = stdin or sys.stdin, out or sys.stdout
     if not todo:

@@ -1,4 +1,4 @@
-"""The result store: every experiment's output, with a fingerprint of everything it depends on.
+"""Cached experiments: each run's output kept in cache/ with a fingerprint of everything it depends on.
 
 An experiment is a function `func(config, settings[, upstream])` and a frozen dataclass config.
 Its entry lives in `cache/<prefix>/<name>/`: `output.joblib` (the result, plain CPU data, written
@@ -38,12 +38,12 @@ from typing import Any
 
 import joblib
 
-from . import fingerprint
-from .paths import cache_dir, data_dir
+from hw3.store import fingerprint
+from hw3.environment import cache_dir, cache_only, data_dir, strict_versions
 
 REFRESH_COMMAND = "make results"
 
-FINGERPRINT_EXEMPT = True  # where and how results are kept is not what they are (see hw3.fingerprint.closure)
+FINGERPRINT_EXEMPT = True  # where and how results are kept is not what they are (see hw3.store.fingerprint.closure)
 OUTPUT, META = "output.joblib", "meta.json"
 
 
@@ -53,27 +53,6 @@ class CacheMissError(RuntimeError):
 
 class StoreError(RuntimeError):
     """A result was not written (the code changed while it ran, the cache is not writable, ...); the message says why."""
-
-
-_OFF, _ON = ("", "0", "false", "no", "off"), ("1", "true", "yes", "on")
-
-
-def env_flag(name: str) -> bool:
-    """An on/off environment variable: 1/true/yes/on or 0/false/no/off (or unset); anything else is an error."""
-    value = os.environ.get(name, "").strip().lower()
-    if value in _OFF:
-        return False
-    if value in _ON:
-        return True
-    raise ValueError(f"{name}={os.environ[name]!r} is not an on/off value: use 1, true, yes, on or 0, false, no, off")
-
-
-def cache_only() -> bool:
-    return env_flag("HW3_CACHE_ONLY")
-
-
-def strict_versions() -> bool:
-    return env_flag("HW3_STRICT_VERSIONS")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Every experiment in the report: a frozen config, a cached runner, and the registry `make results` walks.
+"""Part 2's experiments: the MLP and the CNN on (permuted) FashionMNIST with each optimiser, and the dead-unit count.
 
 A config holds everything that changes the result (model, optimiser, epochs, batch size, seed,
 precision, ...) and nothing that doesn't (the device, which `RunSettings` carries). The store names
@@ -14,10 +14,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from . import data, models
-from .fingerprint import Table
-from .runs import train_and_record
-from .store import RunSettings, experiment
+from hw3.nn import data, models
+from hw3.store.fingerprint import Table
+from hw3.experiments.skeleton import train_and_record
+from hw3.store.cached import RunSettings, experiment
 
 
 @dataclass(frozen=True)

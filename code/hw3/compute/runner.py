@@ -17,8 +17,8 @@ from typing import Any
 from joblib import Parallel, delayed, parallel_config
 from tqdm.auto import tqdm
 
-from . import allocator, estimate
-from .store import Experiment, RunSettings, prepare_folder
+from hw3.compute import allocator, estimate
+from hw3.store.cached import Experiment, RunSettings, prepare_folder
 
 Run = tuple[Experiment, Any]
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import bonus, experiments, gallery, multimnist
-from .store import Experiment
+from hw3.experiments import bonus, fashion, gallery, multimnist
+from hw3.store.cached import Experiment
 
 Run = tuple[Experiment, Any]
 
 
 def all_experiments() -> list[Run]:
     runs: list[Run] = [(gallery.run_gallery, gallery.GALLERY), (gallery.run_data_check, gallery.DATA_CHECK)]
-    runs += [(experiments.run_fashion, c) for c in experiments.FASHION + experiments.PERMUTED + experiments.MLP_SEEDS]
-    runs += [(experiments.run_dead_units, experiments.DEAD_UNITS)]
+    runs += [(fashion.run_fashion, c) for c in fashion.FASHION + fashion.PERMUTED + fashion.MLP_SEEDS]
+    runs += [(fashion.run_dead_units, fashion.DEAD_UNITS)]
     runs += [(bonus.run_bonus, c) for c in bonus.RUNS]
     runs += [(bonus.run_bonus_final, bonus.FINAL)]
     runs += [(multimnist.run_multimnist, c) for c in multimnist.SWEEP]

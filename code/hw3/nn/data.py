@@ -21,8 +21,8 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from .fingerprint import record_data_file, stat_signature
-from .paths import data_dir
+from hw3.store.fingerprint import record_data_file, stat_signature
+from hw3.environment import data_dir
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

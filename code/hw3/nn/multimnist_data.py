@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import data
+from hw3.nn import data
 
 CANVAS = 36
 DIGIT = 28

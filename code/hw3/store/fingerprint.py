@@ -88,7 +88,7 @@ from pathlib import Path
 from typing import Any
 
 FINGERPRINT_EXEMPT = True  # see `closure`
-MODULE_CODE = "<module>"  # the key suffix of a module's top-level code: 'hw3.train:<module>'
+MODULE_CODE = "<module>"  # the key suffix of a module's top-level code: 'hw3.nn.train:<module>'
 
 
 def _digest(text: str) -> str:
@@ -723,7 +723,7 @@ class _Walk:
                     externals.append(f"{chain[0]}={_describe_external(value)}")
                     continue
                 owner, attr_name = value.__name__, None
-                for attr in chain[1:]:  # follow module attributes: models.MLP, hw3.train.fit
+                for attr in chain[1:]:  # follow module attributes: models.MLP, hw3.nn.train.fit
                     if not isinstance(value, types.ModuleType) or not hasattr(value, attr):
                         break
                     owner, attr_name, value = value.__name__, attr, getattr(value, attr)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import data, multimnist_data
-from .store import RunSettings, experiment
+from hw3.nn import data, multimnist_data
+from hw3.store.cached import RunSettings, experiment
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from . import data, models, train
-from .augment import Augmentation
-from .runs import train_and_record
-from .store import RunSettings, experiment
+from hw3.nn import data, models, train
+from hw3.nn.augment import Augmentation
+from hw3.experiments.skeleton import train_and_record
+from hw3.store.cached import RunSettings, experiment
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .fingerprint import Table
+from hw3.store.fingerprint import Table
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import data, models
-from .multimnist_data import CANVAS, DIGIT, HEADS, OFFSET, prepared, random_pairs
-from .runs import train_and_record
-from .store import RunSettings, experiment
+from hw3.nn import data, models
+from hw3.nn.multimnist_data import CANVAS, DIGIT, HEADS, OFFSET, prepared, random_pairs
+from hw3.experiments.skeleton import train_and_record
+from hw3.store.cached import RunSettings, experiment
 
 
 def _adam(lr: float):

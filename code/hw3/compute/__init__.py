@@ -1,0 +1,1 @@
+"""Computing what is missing from the store: the plan, its time estimate, and the worker processes."""

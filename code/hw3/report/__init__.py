@@ -1,0 +1,1 @@
+"""What report.qmd calls: typed results, tables, numbers for the prose, statistics, figures and code listings."""

@@ -1,0 +1,1 @@
+"""The result store: cached experiments and the fingerprint that says whether an entry is current."""
