@@ -19,7 +19,7 @@ import pytest
 
 from hw3 import cli
 from hw3.experiments import fashion, registry
-from hw3.report import results
+from hw3.report import provenance, record, runs, tables
 from hw3.environment import PROJECT_ROOT
 
 COMMITTED_CACHE = PROJECT_ROOT / "cache"
@@ -136,21 +136,27 @@ def test_gc_on_an_empty_cache(capsys):
 
 
 # ----------------------------------------------------------------------------------------------
-# The report's tables: hw3.report.results on fake results with train_and_record's schema
+# The report's tables: hw3.report on fake results with train_and_record's schema
+
+
+def _predictions(n: int, right: int) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted, labels) of n images of which the first `right` are predicted correctly."""
+    predictions, labels = np.zeros(n, dtype=np.uint8), np.zeros(n, dtype=np.uint8)
+    labels[right:] = 1
+    return predictions, labels
 
 
 def fake_result(config, *, val_accs, val_loss, test_correct, n_test=100, train_loss=0.31234, seconds=123.4) -> dict:
-    predictions = np.zeros(n_test, dtype=np.uint8)
-    labels = np.zeros(n_test, dtype=np.uint8)
-    labels[test_correct:] = 1  # the first `test_correct` images are right
+    predictions, labels = _predictions(n_test, test_correct)
+    val_predictions, val_labels = _predictions(10_000, round(val_accs[-1] * 10_000))
     return {
         "config": {"model": config.model},
         "history": {"epochs": {"train": {"loss": [0.9, train_loss], "acc": [0.7, 0.8]},
                                "val": {"loss": [0.6, val_loss], "acc": list(val_accs)}},
                     "step_loss": np.zeros(4, dtype=np.float32), "lr": [0.01, 0.01]},
         "final": {"val": {"loss": val_loss, "acc": val_accs[-1]}, "test": {"loss": 0.4321, "acc": test_correct / n_test}},
-        "predictions": {"val": np.zeros(10, dtype=np.uint8), "test": predictions},
-        "labels": {"val": np.zeros(10, dtype=np.uint8), "test": labels},
+        "predictions": {"val": val_predictions, "test": predictions},
+        "labels": {"val": val_labels, "test": labels},
         "state_dict": {"w": np.zeros(2, dtype=np.float32)},
         "meta": {"wall_time_s": seconds, "device": "cpu", "threads": 1, "num_parameters": 2},
     }
@@ -159,7 +165,7 @@ def fake_result(config, *, val_accs, val_loss, test_correct, n_test=100, train_l
 @pytest.fixture
 def fake_fashion(monkeypatch):
     """Two registered Part 2 configs whose cached results are the fake ones, stored through the real store
-    (run_fashion's body replaced), then read back in cache-only mode by hw3.report.results."""
+    (run_fashion's body replaced), then read back in cache-only mode as typed records."""
     sgd, adam1 = fashion.fashion_config("mlp", "sgd"), fashion.fashion_config("cnn", "adam-lr1")
     fakes = {sgd: fake_result(sgd, val_accs=[0.8, 0.8523, 0.8512], val_loss=0.41234, test_correct=50),
              adam1: fake_result(adam1, val_accs=[0.1, 0.1], val_loss=float("nan"), test_correct=10, seconds=7.6)}
@@ -173,23 +179,23 @@ def fake_fashion(monkeypatch):
 
 def test_fashion_table_reads_the_cached_results(fake_fashion):
     sgd, adam1 = fake_fashion
-    df = results.fashion_table([sgd, adam1])
+    df = tables.fashion_frame(runs.runs([sgd, adam1]))
     assert list(df["model"]) == ["MLP", "CNN"] and list(df["optimizer"]) == ["SGD(0.01)", "Adam(1)"]
-    assert df["val acc"].tolist() == [0.8512, 0.1], "the final validation accuracy, not the best epoch's"
+    assert df["val acc"].tolist() == pytest.approx([0.8512, 0.1]), "the final validation accuracy, not the best epoch's"
     assert df["test acc"].tolist() == [0.5, 0.1]
     assert df["test 95% CI"][0] == "40.4–59.6", "the 95% Wilson interval of 50/100 correct test predictions"
 
 
 def test_format_table_and_markdown_render_the_numbers(fake_fashion):
     sgd, adam1 = fake_fashion
-    shown = results.format_table(results.fashion_table([sgd, adam1]))
+    shown = tables.format_table(tables.fashion_frame(runs.runs([sgd, adam1])))
     assert shown["val acc"].tolist() == ["85.12%", "10.00%"], "accuracies as percentages with 2 decimals"
     assert shown["val loss"].tolist() == ["0.412", "NaN"], "losses to 3 decimals; a diverged run's NaN as 'NaN'"
     assert shown["train loss"].tolist() == ["0.312", "1.23e+04"], "huge losses in 3 significant digits"
     assert shown["test loss"].tolist() == ["0.432", "0.432"]
     assert shown["time (s)"].tolist() == ["123", "8"], "seconds as integers"
 
-    table = results.markdown_table(shown)
+    table = tables.markdown_table(shown)
     lines = table.splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     rule = [c.strip() for c in lines[1].strip("|").split("|")]
@@ -203,37 +209,43 @@ def test_format_table_and_markdown_render_the_numbers(fake_fashion):
     assert "1.23e+04" in table and "NaN" in table
 
 
-def test_results_load_refuses_a_missing_entry_in_cache_only_mode(monkeypatch):
+def test_record_load_refuses_a_missing_entry_in_cache_only_mode(monkeypatch):
     from hw3.store.cached import CacheMissError
 
     monkeypatch.setenv("HW3_CACHE_ONLY", "1")
     config = fashion.FASHION[0]
     with pytest.raises(CacheMissError, match=fashion.run_fashion.name(config)):
-        results.load(config)
+        record.load(config)
     with pytest.raises(KeyError, match="no registered experiment"):
-        results.load(replace(config, lr=0.123))
+        record.load(replace(config, lr=0.123))
 
 
 def test_machine_of_names_the_machine_that_computed_the_entry(fake_fashion):
     from hw3.store import fingerprint
 
     sgd, _ = fake_fashion
-    label = results.machine_of(sgd)
+    label = provenance.machine_of(sgd)
     assert label.startswith(fingerprint.cpu_model()) and f"bf16 units: {fingerprint.cpu_bf16_units()}" in label, label
-    assert label in results.machines()
+    assert label in provenance.machines()
     with pytest.raises(KeyError, match="no registered experiment"):
-        results.machine_of(replace(sgd, lr=0.123))
+        provenance.machine_of(replace(sgd, lr=0.123))
+
+
+def _run(val: float, tta: float | None, seconds: float, params: int, epochs: int = 15) -> record.Run:
+    """A trained run's record with the given validation accuracies (from 10,000 predictions)."""
+    def evaluation(acc):
+        return record.Evaluation({"loss": 0.3}, *_predictions(10_000, round(acc * 10_000)))
+
+    evaluations = {"val": evaluation(val), **({"val_tta": evaluation(tta)} if tta is not None else {})}
+    history = record.History({"val": {"acc": [0.8] * epochs}}, np.zeros(0), [0.1] * epochs)
+    config = type("Config", (), {"epochs": epochs})()
+    return record.Run("run", config, history, evaluations, {}, record.Meta(seconds, "cpu", params))
 
 
 def test_bonus_table_shows_seeds_spread_and_time():
-    def run(val, tta, seconds, threads, params=1234):
-        return {"final": {"val": {"acc": val}, "val_tta": {"acc": tta}}, "config": {"epochs": 15},
-                "meta": {"wall_time_s": seconds, "threads": threads, "num_parameters": params}}
-
-    baseline = {"final": {"val": {"acc": 0.9}}, "history": {"epochs": {"val": {"acc": [0.8] * 20}}},
-                "meta": {"wall_time_s": 60.0, "threads": 1, "num_parameters": 29066}}
-    steps = {"a": [run(0.91, 0.92, 120.0, 1)], "b": [run(0.93, 0.94, 600.0, 2), run(0.95, 0.96, 720.0, 2)]}
-    lines = results.bonus_table(steps, baseline).splitlines()
+    baseline = _run(0.9, None, 60.0, 29066, epochs=20)
+    steps = {"a": [_run(0.91, 0.92, 120.0, 1234)], "b": [_run(0.93, 0.94, 600.0, 1234), _run(0.95, 0.96, 720.0, 1234)]}
+    lines = tables.bonus_table(steps, baseline).splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     cells = [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
     assert [c["step"] for c in cells] == ["Part 2 CNN", "a", "b"]

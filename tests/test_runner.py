@@ -88,7 +88,8 @@ def test_to_compute_adds_missing_upstream_runs_that_were_not_asked_for(toy_log):
     assert_dependency_order(todo)
 
 
-def test_levels_put_each_run_after_everything_it_reads_longest_first(toy_log):
+def test_levels_put_each_run_after_everything_it_reads_longest_first(toy_log, monkeypatch):
+    monkeypatch.setattr(runner, "_EPOCH_COST", {(leaf.prefix, "cnn"): 11.0, (leaf.prefix, None): 1.0})
     lv = runner.levels(runner.to_compute(GRAPH))
     assert [sorted(names(level)) for level in lv] == [
         sorted([name(leaf, A), name(leaf, B), name(leaf, C)]),

@@ -19,23 +19,23 @@ import shutil
 import sys
 
 from hw3.experiments import registry
+from hw3.report import record
 from hw3.store import cached
 from hw3.nn.data import DataError
 from hw3.store.cached import CacheMissError, StoreError, garbage
 
 
-def _headline(result: dict) -> dict:
-    final = result.get("final", {})
+def _headline(result) -> dict:
+    """Validation and test accuracy (both digits right, for MultiMNIST) and loss of a trained run; the
+    mean test accuracy of the bonus's final models; nothing for the other analyses."""
     row = {}
-    for split in ("val", "test"):
-        metrics = final.get(split, {})
-        key = "acc_all" if "acc_all" in metrics else "acc"
-        if key in metrics:
-            row[f"{split}_acc"] = metrics[key]
-            row[f"{split}_loss"] = metrics["loss"]
-    if isinstance(result.get("test"), list):  # bonus-final: the test evaluation of each seed of the chosen step
-        row["test_acc"] = sum(t["acc"] for t in result["test"]) / len(result["test"])
-    row["wall_time_s"] = result.get("meta", {}).get("wall_time_s")
+    if isinstance(result, record.Run):
+        for split in ("val", "test"):
+            if split in result.evaluations:
+                row[f"{split}_acc"], row[f"{split}_loss"] = result.on(split).acc, result.on(split).loss
+        row["wall_time_s"] = result.meta.wall_time_s
+    elif isinstance(result, record.FinalTest):
+        row["test_acc"] = sum(t.acc for t in result.tests) / len(result.tests)
     return row
 
 
@@ -46,7 +46,7 @@ def status_rows() -> list[dict]:
         row = {"name": name, "status": st.state, "reasons": st.reasons, "notes": st.notes}
         if st.state == "cached":
             try:
-                row.update(_headline(exp.load_entry(config)))
+                row.update(_headline(record.as_record(exp, config, exp.load_entry(config))))
             except CacheMissError as exc:
                 row.update(status="unreadable", reasons=[str(exc)])
             except Exception as exc:  # an output of an unexpected shape: this row says so, the listing goes on

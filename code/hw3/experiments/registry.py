@@ -1,7 +1,8 @@
-"""Every experiment the report reads, and the dependency graph `make results` schedules by."""
+"""Every run the report reads, as (experiment, config) pairs: what `make results` computes and the CLI lists."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from hw3.experiments import bonus, fashion, gallery, multimnist
@@ -11,6 +12,7 @@ Run = tuple[Experiment, Any]
 
 
 def all_experiments() -> list[Run]:
+    """In the report's order; `hw3.compute.runner` schedules them by their dependencies."""
     runs: list[Run] = [(gallery.run_gallery, gallery.GALLERY), (gallery.run_data_check, gallery.DATA_CHECK)]
     runs += [(fashion.run_fashion, c) for c in fashion.FASHION + fashion.PERMUTED + fashion.MLP_SEEDS]
     runs += [(fashion.run_dead_units, fashion.DEAD_UNITS)]
@@ -38,9 +40,14 @@ def lookup(name: str) -> Run:
     return table[name]
 
 
-def find(config: Any) -> Run:
-    """The registered run of this config (results are looked up by config, never by position)."""
-    for exp, registered in all_experiments():
-        if registered == config:
-            return exp, registered
-    raise KeyError(f"no registered experiment has the config {config!r}")
+@functools.cache
+def _experiment_by_config() -> dict[Any, Experiment]:
+    return {config: exp for exp, config in all_experiments()}
+
+
+def experiment_of(config: Any) -> Experiment:
+    """The experiment that computes this registered config (the report reads only registered runs)."""
+    table = _experiment_by_config()
+    if config not in table:
+        raise KeyError(f"no registered experiment has the config {config!r}")
+    return table[config]

@@ -1,7 +1,8 @@
-"""Figures for the report. Each function takes cached results (plain data) and returns a matplotlib Figure."""
+"""Figures for the report. Each function takes typed records (`hw3.report.record`) or arrays and returns a matplotlib Figure."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -9,8 +10,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
+from hw3.report.record import Run
+
 # One colour per Part 2 optimiser, in every figure, and colours of their own for the two models.
-OPTIMIZER_COLORS = ("C0", "C1", "C2", "C3")  # SGD, Nesterov, Adam(0.01), Adam(1), in run-list order
+OPTIMIZER_COLORS = ("C0", "C1", "C2", "C3", "C4", "C5")  # in run-list order: SGD, Nesterov, Adam(0.01), Adam(1), then any added
 MODEL_COLORS = {"MLP": "tab:purple", "CNN": "tab:brown"}
 LOSS_CEILING = 3.0  # above log 10 ≈ 2.30, the loss of a constant guess: spikes beyond it are clipped, not rescaled
 
@@ -61,9 +64,9 @@ def side_by_side(originals: np.ndarray, permuted: np.ndarray, n: int = 6) -> Fig
     return fig
 
 
-def _diverged(result: dict) -> bool:
+def _diverged(run: Run) -> bool:
     """A run whose final validation accuracy is near chance (10 classes): shown in an inset, not on the main scale."""
-    return result["history"]["epochs"]["val"]["acc"][-1] < 0.2
+    return run.history.last("val", "acc") < 0.2
 
 
 def _fit(ax, values: list[np.ndarray], pad: float = 0.05) -> None:
@@ -74,12 +77,12 @@ def _fit(ax, values: list[np.ndarray], pad: float = 0.05) -> None:
     ax.set_ylim(lo - pad * (hi - lo), hi + pad * (hi - lo))
 
 
-def learning_curves(runs: Mapping[str, dict], title: str, smooth: int = 100) -> Figure:
+def learning_curves(runs: Mapping[str, Run], title: str, smooth: int = 100) -> Figure:
     """One model, several optimisers: loss against steps (top), loss and accuracy against epochs (bottom).
 
     Top: the training loss of every step (a `smooth`-step moving average) and the validation loss
     at the end of each epoch (dots). Bottom: train (dashed) and validation (solid) per epoch.
-    `runs` maps a label (the optimiser) to a cached result. Losses are on a log axis clipped at
+    `runs` maps a label (the optimiser) to its run. Losses are on a log axis clipped at
     LOSS_CEILING, so a diverged run's early spike does not squeeze the runs that learned; accuracy
     axes fit the runs that learned, and an inset shows every run on the full 0–100% scale.
     """
@@ -89,21 +92,21 @@ def learning_curves(runs: Mapping[str, dict], title: str, smooth: int = 100) -> 
     ax_loss, ax_acc = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
     inset = ax_acc.inset_axes([0.62, 0.08, 0.35, 0.35])
     learned_acc, lowest, clipped = [], np.inf, []
-    for color, (label, result) in zip(OPTIMIZER_COLORS, runs.items()):
-        hist = result["history"]
-        steps = np.asarray(hist["step_loss"], dtype=float)
-        val_loss = np.asarray(hist["epochs"]["val"]["loss"])
+    for color, (label, result) in zip(itertools.cycle(OPTIMIZER_COLORS), runs.items()):
+        hist = result.history
+        steps = np.asarray(hist.step_loss, dtype=float)
+        val_loss = hist("val", "loss")
         epochs = np.arange(1, len(val_loss) + 1)
         steps_per_epoch = len(steps) // len(epochs)
         smoothed = _smooth(steps, smooth)
-        lowest = min(lowest, np.nanmin(smoothed), np.nanmin(hist["epochs"]["train"]["loss"]))
+        lowest = min(lowest, np.nanmin(smoothed), np.nanmin(hist("train", "loss")))
         if np.nanmax(smoothed) > LOSS_CEILING:
             clipped.append(f"{label}'s moving average peaks at {np.nanmax(smoothed):.3g}")
         ax_step.plot(np.arange(len(smoothed)) + smooth, smoothed, color=color, lw=1, label=label)
         ax_step.plot(epochs * steps_per_epoch, val_loss, color=color, ls="none", marker="o", ms=4)
-        ax_loss.plot(epochs, hist["epochs"]["train"]["loss"], color=color, ls="--", lw=1)
+        ax_loss.plot(epochs, hist("train", "loss"), color=color, ls="--", lw=1)
         ax_loss.plot(epochs, val_loss, color=color, lw=1.5, marker=".")
-        accs = [100 * np.asarray(hist["epochs"][split]["acc"]) for split in ("train", "val")]
+        accs = [100 * hist(split, "acc") for split in ("train", "val")]
         for acc, ls in zip(accs, ("--", "-")):
             inset.plot(epochs, acc, color=color, ls=ls, lw=1)
             if not _diverged(result):
@@ -128,16 +131,16 @@ def learning_curves(runs: Mapping[str, dict], title: str, smooth: int = 100) -> 
     return fig
 
 
-def multitask_curves(result: dict, heads: Sequence[str] = ("left", "right")) -> Figure:
+def multitask_curves(run: Run, heads: Sequence[str] = ("left", "right")) -> Figure:
     """Per-task loss and accuracy per epoch (train dashed, validation solid), plus both-right accuracy."""
-    hist = result["history"]["epochs"]
-    epochs = np.arange(1, len(hist["val"]["loss"]) + 1)
+    hist = run.history
+    epochs = np.arange(1, hist.n_epochs + 1)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
     for i, head in enumerate(heads):
         for split, ls in (("train", "--"), ("val", "-")):
-            ax_loss.plot(epochs, hist[split][f"loss_{head}"], color=f"C{i}", ls=ls, marker="." if split == "val" else None, label=f"{head} ({split})")
-            ax_acc.plot(epochs, 100 * np.asarray(hist[split][f"acc_{head}"]), color=f"C{i}", ls=ls, marker="." if split == "val" else None, label=f"{head} ({split})")
-    ax_acc.plot(epochs, 100 * np.asarray(hist["val"]["acc_all"]), color="C2", marker=".", label="both right (val)")
+            ax_loss.plot(epochs, hist(split, f"loss_{head}"), color=f"C{i}", ls=ls, marker="." if split == "val" else None, label=f"{head} ({split})")
+            ax_acc.plot(epochs, 100 * hist(split, f"acc_{head}"), color=f"C{i}", ls=ls, marker="." if split == "val" else None, label=f"{head} ({split})")
+    ax_acc.plot(epochs, 100 * hist("val", "acc_all"), color="C2", marker=".", label="both right (val)")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss per task")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy per task")
     for ax in (ax_loss, ax_acc):
@@ -163,12 +166,12 @@ def confusion_matrix(cm: np.ndarray, classes: Sequence[str]) -> Figure:
     return fig
 
 
-def permuted_comparison(pairs: Mapping[str, tuple[dict, dict]]) -> Figure:
+def permuted_comparison(pairs: Mapping[str, tuple[Run, Run]]) -> Figure:
     """Validation accuracy per epoch of each model on original (solid) and permuted (dashed) pixels."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
     for label, (original, permuted) in pairs.items():
         for result, ls, kind in ((original, "-", "original"), (permuted, "--", "permuted")):
-            acc = 100 * np.asarray(result["history"]["epochs"]["val"]["acc"])
+            acc = 100 * result.history("val", "acc")
             ax.plot(np.arange(1, len(acc) + 1), acc, color=MODEL_COLORS.get(label, "k"), ls=ls, marker=".", label=f"{label}, {kind}")
     ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="SGD + Nesterov, original vs permuted pixels")
     ax.grid(alpha=0.3)

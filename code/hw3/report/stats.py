@@ -145,3 +145,8 @@ def welch_p(a, b) -> float:
         t = (a.mean() - b.mean()) / np.sqrt(vn1 + vn2)
     df = 1.0 if np.isnan(df) else df  # both variances zero: any df will do
     return float(2 * stdtr(df, -abs(t)))
+
+
+def class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    """Per-class recall from a confusion matrix (rows: true class)."""
+    return np.diag(confusion) / confusion.sum(1)

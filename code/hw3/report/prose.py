@@ -1,0 +1,60 @@
+"""Numbers written into the report's sentences: each function returns the string the prose shows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hw3.report import stats
+from hw3.report.record import Evaluation, History
+
+
+def pct(x: float, digits: int = 1) -> str:
+    """0.8765 → '87.7%'."""
+    return f"{100 * x:.{digits}f}%"
+
+
+def num(x: float, digits: int = 3) -> str:
+    """A loss; 'NaN' and huge values are written as such."""
+    if x is None or math.isnan(x):
+        return "NaN"
+    return f"{x:.{digits}g}" if abs(x) >= 1e4 else f"{x:.{digits}f}"
+
+
+def acc_ci(evaluation: Evaluation, head: str | None = None) -> str:
+    """'87.65% [87.0, 88.3]': accuracy with its 95% Wilson interval."""
+    return str(evaluation.accuracy(head))
+
+
+def short_ci(correct: np.ndarray) -> str:
+    """'98.12 (97.8–98.4)': accuracy in % with its 95% Wilson interval, narrow enough for a table cell."""
+    a = stats.accuracy(correct)
+    return f"{100 * a.value:.2f} ({100 * a.low:.1f}–{100 * a.high:.1f})"
+
+
+def epoch_reaching(history: History, accuracy: float) -> str:
+    """The first epoch whose validation accuracy is at least `accuracy`, or 'more than N'."""
+    epoch = history.first_epoch_reaching(accuracy)
+    return str(epoch) if epoch is not None else f"more than {history.n_epochs}"
+
+
+def join_names(names) -> str:
+    """['a', 'b', 'c'] → 'a, b and c'."""
+    names = [n.lower() if n[0].isupper() and not n.isupper() else n for n in names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def count_word(n: int) -> str:
+    """3 → 'three' (for counts the prose spells out), 12 → '12'."""
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+    return words[n] if 0 <= n < len(words) else str(n)
+
+
+def worst_classes(per_class_acc: dict[str, list[float]], k: int = 3) -> dict[str, str]:
+    """For each head, its k worst digits: '9 (94.7%), 5 (96.4%) and 7 (96.8%)'."""
+    out = {}
+    for head, accs in per_class_acc.items():
+        items = [f"{d} ({pct(accs[d])})" for d in np.argsort(accs)[:k]]
+        out[head] = ", ".join(items[:-1]) + f" and {items[-1]}"
+    return out
