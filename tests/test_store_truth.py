@@ -398,22 +398,28 @@ def test_an_undeclared_table_lookup_is_refused(toy_inprocess, private_cache, mon
     assert not exp.run_toy.folder(exp.ToyConfig("mlp")).exists()
 
 
-def test_real_fifth_optimiser_stales_no_existing_entry(tmp_path):
+def test_real_mlp_only_optimiser_touches_one_module_and_stales_no_existing_entry(tmp_path):
+    """Issue 21's walkthrough (docs/adding-an-optimiser.md), on a copy of the package: RMSprop for the
+    MLP alone is an edit of hw3/experiments/fashion.py only, and adds exactly one run."""
     copy = tmp_path / "code"
     shutil.copytree(CODE / "hw3", copy / "hw3", ignore=shutil.ignore_patterns("__pycache__"))
     path = copy / "hw3" / "experiments" / "fashion.py"
     edit_real(path, 'optimizer: Literal["sgd", "adam"]', 'optimizer: Literal["sgd", "adam", "rmsprop"]')
     edit_real(path, "# The optimisers by", "def _rmsprop(config, params):\n    return torch.optim.RMSprop(params, lr=config.lr)\n\n\n# The optimisers by")
     edit_real(path, '"adam": _adam}', '"adam": _adam, "rmsprop": _rmsprop}')
-    edit_real(path, '    "adam-lr1": dict(optimizer="adam", lr=1.0),\n', '    "adam-lr1": dict(optimizer="adam", lr=1.0),\n'
-                                                                       '    "rmsprop": dict(optimizer="rmsprop", lr=0.001),\n')
+    edit_real(path, 'OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}', 'OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop"}')
+    edit_real(path, "MLP_OPTIMIZERS = OPTIMIZERS\n", 'MLP_OPTIMIZERS = {**OPTIMIZERS, "rmsprop": dict(optimizer="rmsprop", lr=0.001)}\n')
     edited = real_fingerprints(copy)
     from hw3.experiments import registry
 
     new = set(edited) - set(registry.by_name())
-    assert new == {"fashion-mlp-rmsprop-lr0.001", "fashion-cnn-rmsprop-lr0.001"}, new
+    assert new == {"fashion-mlp-rmsprop-lr0.001"}, f"one new MLP run and no CNN run: {new}"
     changed = [exp.name(cfg) for exp, cfg in registry.all_experiments() if list(exp.code_fingerprint(cfg)) != edited[exp.name(cfg)]]
     assert changed == [], f"a new optimiser must leave every existing run current: {changed}"
+    label = subprocess.run([sys.executable, "-c", "from hw3.experiments import fashion; "
+                            "print(fashion.optimizer_label(fashion.fashion_config('mlp', 'rmsprop')), len(fashion.MLP_RUNS))"],
+                           env={**os.environ, "PYTHONPATH": str(copy)}, capture_output=True, text=True, check=True).stdout.split()
+    assert label == ["RMSprop(0.001)", "5"], label
 
 
 # ----------------------------------------------------------------------------------------------

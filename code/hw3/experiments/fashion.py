@@ -35,13 +35,6 @@ class FashionConfig:
     permuted: bool = False
     precision: Literal["fp32", "bf16"] = "fp32"  # the homework's runs are fp32
 
-    @property
-    def optimizer_label(self) -> str:
-        if self.optimizer == "sgd":
-            return f"SGD+Nesterov({self.lr:g}, {self.momentum:g})" if self.nesterov else f"SGD({self.lr:g})"
-        return f"Adam({self.lr:g})"
-
-
 
 def _sgd(config: FashionConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
@@ -54,6 +47,15 @@ def _adam(config: FashionConfig, params) -> torch.optim.Optimizer:
 # The optimisers by `FashionConfig.optimizer`; declared per run (`code=`) like the models, so that a
 # new optimiser leaves the existing runs current.
 OPTIMIZER_BUILDERS = Table({"sgd": _sgd, "adam": _adam}, name="experiments.OPTIMIZER_BUILDERS")
+OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}  # how tables and figures name them
+
+
+def optimizer_label(config: FashionConfig) -> str:
+    """'SGD(0.01)', 'SGD+Nesterov(0.01, 0.9)', 'Adam(1)': a run's optimiser as tables and figures show it."""
+    name = OPTIMIZER_NAMES.get(config.optimizer, config.optimizer)
+    if config.momentum:
+        return f"{name}+{'Nesterov' if config.nesterov else 'momentum'}({config.lr:g}, {config.momentum:g})"
+    return f"{name}({config.lr:g})"
 
 
 def make_optimizer(config: FashionConfig, params) -> torch.optim.Optimizer:

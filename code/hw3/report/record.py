@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hw3.experiments import registry
+from hw3.experiments import fashion, registry
 from hw3.report import stats
 
 
@@ -124,8 +124,10 @@ class Run:
 
     @property
     def label(self) -> str:
-        """The optimiser or step label a table shows, where the config has one."""
-        return getattr(self.config, "optimizer_label", None) or getattr(self.config, "label", self.name)
+        """How tables and figures name the run: its optimiser (Part 2), its step (bonus), else its name."""
+        if isinstance(self.config, fashion.FashionConfig):
+            return fashion.optimizer_label(self.config)
+        return getattr(self.config, "label", self.name)
 
     @classmethod
     def from_stored(cls, name: str, config: Any, stored: dict) -> Run:

@@ -53,7 +53,7 @@ def fashion_frame(runs: list[Run]) -> pd.DataFrame:
     """One row per Part 2 run, after the last epoch (numbers unformatted)."""
     return pd.DataFrame([{
         "model": r.config.model.upper() + (" perm." if r.config.permuted else ""),
-        "optimizer": r.config.optimizer_label.replace("SGD+Nesterov", "Nesterov").replace("(0.01, 0.9)", ""),
+        "optimizer": r.label.replace("SGD+Nesterov", "Nesterov").replace("(0.01, 0.9)", ""),
         "train loss": r.history.last("train", "loss"),
         "val loss": r.on("val").loss,
         "val acc": r.on("val").acc,
