@@ -103,7 +103,7 @@ class NoiseAugment:
 
 
 def reference_fit(model, optimizer, data, *, epochs, batch_size, seed, label_smoothing=0.0, heads=1,
-                  augment_draws=None, scheduler=None, scheduler_per_step=True):
+                  augment_draws=None, scheduler=None):
     """The training loop as the homework writes it: shuffle with the seed, forward, loss, zero_grad,
     backward, step, schedule. Returns the loss of every step."""
     order_gen = torch.Generator().manual_seed(seed)
@@ -123,12 +123,10 @@ def reference_fit(model, optimizer, data, *, epochs, batch_size, seed, label_smo
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            if scheduler is not None and scheduler_per_step:
+            if scheduler is not None:
                 scheduler.step()
             losses.append(loss.item())
             step += 1
-        if scheduler is not None and not scheduler_per_step:
-            scheduler.step()
     return np.array(losses)
 
 
@@ -143,16 +141,14 @@ def _optimizer(model, kind):
 
 def _scheduler(optimizer, kind):
     if kind == "per-step":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step)), True
-    if kind == "per-epoch":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5), False
-    return None, True
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step))
+    return None
 
 
 @pytest.mark.parametrize("opt_kind, sched_kind, smoothing, augment", [
     ("sgd", None, 0.0, False),
     ("sgd", "per-step", 0.1, True),
-    ("adam", "per-epoch", 0.2, False),
+    ("adam", None, 0.2, False),
     ("adam", "per-step", 0.0, True),
 ])
 def test_fit_follows_the_reference_training_loop(opt_kind, sched_kind, smoothing, augment):
@@ -164,19 +160,19 @@ def test_fit_follows_the_reference_training_loop(opt_kind, sched_kind, smoothing
 
     model = tiny_model().eval()  # fit must switch to train mode itself
     opt = _optimizer(model, opt_kind)
-    scheduler, per_step = _scheduler(opt, sched_kind)
+    scheduler = _scheduler(opt, sched_kind)
     aug = NoiseAugment() if augment else None
     torch.manual_seed(123)  # dropout draws from the global generator: same state for both runs
     history = train.fit(model, opt, data, epochs=epochs, batch_size=batch_size, seed=seed, evals={"val": val},
-                        label_smoothing=smoothing, augment=aug, scheduler=scheduler, scheduler_per_step=per_step)
+                        label_smoothing=smoothing, augment=aug, scheduler=scheduler)
 
     ref = tiny_model()
     ref_opt = _optimizer(ref, opt_kind)
-    ref_scheduler, _ = _scheduler(ref_opt, sched_kind)
+    ref_scheduler = _scheduler(ref_opt, sched_kind)
     torch.manual_seed(123)
     ref_losses = reference_fit(ref, ref_opt, data, epochs=epochs, batch_size=batch_size, seed=seed,
                                label_smoothing=smoothing, augment_draws=aug.draws if aug else None,
-                               scheduler=ref_scheduler, scheduler_per_step=per_step)
+                               scheduler=ref_scheduler)
 
     assert len(history.step_loss) == len(ref_losses) == epochs * math.ceil(22 / batch_size), "one step per mini-batch"
     np.testing.assert_allclose(history.step_loss, ref_losses, rtol=1e-5, atol=1e-6,
@@ -278,7 +274,7 @@ def test_evaluate_uses_eval_mode_and_restores_the_mode(start_in_train_mode):
     model.train(start_in_train_mode)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     torch.manual_seed(0)
-    result = train.evaluate(model, data, batch_size=16)
+    result = train.evaluate(model, data, batch_size=16).metrics
     assert result["loss"] == pytest.approx(loss, rel=1e-6), "evaluate's loss must be the eval-mode loss (BatchNorm running stats, no dropout)"
     assert result["acc"] == pytest.approx(acc), "evaluate's accuracy must be the eval-mode accuracy"
     assert model.training == start_in_train_mode, "evaluate must restore the model's train/eval mode"
@@ -291,7 +287,7 @@ def test_evaluate_multi_head_uses_eval_mode():
     data = tiny_data(30, heads=2, seed=4)
     (l_loss, l_acc, l_pred), (r_loss, r_acc, r_pred) = eval_mode_reference(model, data, heads=2)
     model.train()
-    result = train.evaluate(model, data, heads=HEADS2, batch_size=7)
+    result = train.evaluate(model, data, heads=HEADS2, batch_size=7).metrics
     assert model.training, "evaluate must restore train mode"
     assert result["loss_left"] == pytest.approx(l_loss, rel=1e-6), "left head loss in eval mode"
     assert result["loss_right"] == pytest.approx(r_loss, rel=1e-6), "right head loss in eval mode"
@@ -308,7 +304,7 @@ def test_predictions_use_eval_mode_and_restore_the_mode(start_in_train_mode):
     (_, _, expected), = eval_mode_reference(model, (x, torch.zeros(40, dtype=torch.int64)))
     model.train(start_in_train_mode)
     torch.manual_seed(0)
-    got = train.predictions(model, x, batch_size=16)
+    got = train.evaluate(model, (x, torch.zeros(len(x), dtype=torch.int64)), batch_size=16, keep_predictions=True).predicted
     assert isinstance(got, np.ndarray) and got.shape == (40,)
     np.testing.assert_array_equal(got, expected.numpy(), err_msg="predictions must be the eval-mode argmax")
     assert model.training == start_in_train_mode, "predictions must restore the model's train/eval mode"
@@ -326,7 +322,7 @@ def test_a_conv_model_evaluated_before_training_can_still_be_trained(use):
     if use == "evaluate":
         train.evaluate(model, (x, y))
     else:
-        train.predictions(model, x)
+        train.evaluate(model, (x, torch.zeros(len(x), dtype=torch.int64)), keep_predictions=True).predicted
     assert not any(p.is_inference() for p in model.parameters()), f"{use} turned the weights into inference tensors"
     history = train.fit(model, torch.optim.SGD(model.parameters(), lr=0.01), (x, y), epochs=1, batch_size=3, seed=0)
     assert np.isfinite(history.step_loss).all(), f"the model must train after {use}"
@@ -353,14 +349,14 @@ def test_flip_averaging_in_evaluate_and_predictions_matches_the_hand_computation
         plain = model(x).argmax(1)
     assert (p.argmax(1) != plain).any(), "test setup: flip averaging must change some predictions of this model"
 
-    got = train.predictions(model, x, batch_size=10, tta_flip=True)
+    got = train.evaluate(model, (x, torch.zeros(len(x), dtype=torch.int64)), batch_size=10, tta_flip=True, keep_predictions=True).predicted
     np.testing.assert_array_equal(got, p.argmax(1).numpy(),
                                   err_msg="predictions(tta_flip=True) must average the image's softmax with its mirror image's")
-    result = train.evaluate(model, (x, y), batch_size=10, tta_flip=True)
+    result = train.evaluate(model, (x, y), batch_size=10, tta_flip=True).metrics
     loss = F.nll_loss(p.log(), y).item()
     assert result["loss"] == pytest.approx(loss, rel=1e-6), "evaluate(tta_flip=True): loss of the image/mirror-averaged probabilities"
     assert result["acc"] == pytest.approx((p.argmax(1) == y).double().mean().item()), "evaluate(tta_flip=True): accuracy of the averaged probabilities"
-    plain_result = train.evaluate(model, (x, y), batch_size=10)
+    plain_result = train.evaluate(model, (x, y), batch_size=10).metrics
     assert plain_result["loss"] != pytest.approx(result["loss"]), "tta_flip=False must not average with the mirror"
 
 
@@ -368,7 +364,7 @@ def test_flip_averaging_multi_head():
     model = flip_sensitive_model(heads=2)
     data = tiny_data(50, heads=2, seed=6)
     p_left, p_right = flip_averaged(model, data[0])
-    result = train.evaluate(model, data, heads=HEADS2, batch_size=9, tta_flip=True)
+    result = train.evaluate(model, data, heads=HEADS2, batch_size=9, tta_flip=True).metrics
     assert result["loss_left"] == pytest.approx(F.nll_loss(p_left.log(), data[1]).item(), rel=1e-6), "left head: flip-averaged loss"
     assert result["loss_right"] == pytest.approx(F.nll_loss(p_right.log(), data[2]).item(), rel=1e-6), "right head: flip-averaged loss"
 
@@ -380,7 +376,7 @@ def test_flip_averaged_predictions_are_mirror_invariant():
     with torch.no_grad():
         model.eval()
         assert (model(x).argmax(1) != model(x.flip(-1)).argmax(1)).any(), "test setup: the model must be flip-sensitive"
-    np.testing.assert_array_equal(train.predictions(model, x, tta_flip=True), train.predictions(model, x.flip(-1), tta_flip=True),
+    np.testing.assert_array_equal(train.evaluate(model, (x, torch.zeros(len(x), dtype=torch.int64)), tta_flip=True, keep_predictions=True).predicted, train.evaluate(model, (x.flip(-1), torch.zeros(len(x.flip(-1)), dtype=torch.int64)), tta_flip=True, keep_predictions=True).predicted,
                                   err_msg="flip-averaged predictions must not change when the image is mirrored")
 
 
@@ -462,7 +458,7 @@ def test_conv_nets_train_and_evaluate_in_channels_last_layout(conv):
     model = LayoutSpy(conv)
     x, y = torch.randn(8, 2, 4, 4), torch.randint(0, 3, (8,))  # two channels: with one, both layouts coincide
     train.fit(model, torch.optim.SGD(model.parameters(), lr=0.01), (x, y), epochs=1, batch_size=4, seed=0, evals={"val": (x, y)})
-    train.predictions(model, x, batch_size=4)
+    train.evaluate(model, (x, torch.zeros(len(x), dtype=torch.int64)), batch_size=4, keep_predictions=True).predicted
     assert model.channels_last_inputs == [conv] * 5, "conv nets see channels-last batches (fit, evaluate, predictions), others their input as is"
     if conv:
         assert model.conv.weight.is_contiguous(memory_format=torch.channels_last) and not model.conv.weight.is_contiguous(), \

@@ -147,8 +147,8 @@ def test_the_two_head_net_learns_both_digits_with_fit():
     net = models.MultiMNISTNet()
     g = torch.Generator().manual_seed(0)
     data = (torch.rand(32, 1, 36, 36, generator=g), torch.randint(0, 10, (32,), generator=g), torch.randint(0, 10, (32,), generator=g))
-    before = train.evaluate(net, data, heads=multimnist_data.HEADS)
+    before = train.evaluate(net, data, heads=multimnist_data.HEADS).metrics
     train.fit(net, torch.optim.Adam(net.parameters(), lr=3e-3), data, epochs=8, batch_size=16, seed=0, heads=multimnist_data.HEADS)
-    after = train.evaluate(net, data, heads=multimnist_data.HEADS)
+    after = train.evaluate(net, data, heads=multimnist_data.HEADS).metrics
     for head in multimnist_data.HEADS:
         assert after[f"loss_{head}"] < before[f"loss_{head}"], f"training must lower the {head} head's loss"

@@ -60,9 +60,9 @@ def test_per_epoch_validation_uses_the_run_precision():
     x, y = torch.randn(40, 1, 4, 4), torch.randint(0, 3, (40,))
     history = train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), (x, y), epochs=1, batch_size=8, seed=0,
                         evals={"val": (x, y)}, precision="bf16")
-    assert history.epochs["val"]["loss"][-1] == train.evaluate(model, (x, y), precision="bf16")["loss"], \
+    assert history.epochs["val"]["loss"][-1] == train.evaluate(model, (x, y), precision="bf16").metrics["loss"], \
         "fit must evaluate each epoch in the run's precision"
-    assert history.epochs["val"]["loss"][-1] != train.evaluate(model, (x, y), precision="fp32")["loss"]
+    assert history.epochs["val"]["loss"][-1] != train.evaluate(model, (x, y), precision="fp32").metrics["loss"]
 
 
 def test_predictions_of_a_two_head_model_have_one_row_per_head():
@@ -72,7 +72,7 @@ def test_predictions_of_a_two_head_model_have_one_row_per_head():
             return flat[:, :3], flat[:, 3:6].flip(1)
 
     x = torch.randn(5, 1, 2, 3)
-    predicted = train.predictions(TwoHeads(), x)
+    predicted = train.evaluate(TwoHeads(), (x, torch.zeros(len(x), dtype=torch.int64)), keep_predictions=True).predicted
     assert predicted.shape == (2, 5), "a multi-head model's predictions are (heads, N)"
     assert (predicted[0] == x.flatten(1)[:, :3].argmax(1).numpy()).all()
     assert (predicted[1] == x.flatten(1)[:, 3:6].flip(1).argmax(1).numpy()).all()

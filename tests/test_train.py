@@ -34,11 +34,11 @@ def test_fit_memorises_a_tiny_dataset(make, epochs):
     torch.manual_seed(0)
     model = make()
     data = random_images(32)
-    before = train.evaluate(model, data)["loss"]
+    before = train.evaluate(model, data).metrics["loss"]
     history = train.fit(model, torch.optim.Adam(model.parameters(), lr=3e-3), data, epochs=epochs, batch_size=8, seed=0)
     assert history.epochs["train"]["loss"][-1] < history.epochs["train"]["loss"][0], "fit must lower the training loss"
-    assert train.evaluate(model, data)["loss"] < before, "the trained model must fit its training data better than before"
-    assert train.evaluate(model, data)["acc"] > 0.9, "fit must memorise 32 random images"
+    assert train.evaluate(model, data).metrics["loss"] < before, "the trained model must fit its training data better than before"
+    assert train.evaluate(model, data).metrics["acc"] > 0.9, "fit must memorise 32 random images"
 
 
 # --------------------------------------------------------------------------- what fit records
@@ -79,7 +79,7 @@ def test_fit_eval_metrics_match_evaluate_after_the_last_epoch():
     model = MLP(in_features=64, hidden=16)
     val = random_images(20, size=8, seed=1)
     history = train.fit(model, sgd(model), random_images(40, size=8), epochs=2, batch_size=16, seed=0, evals={"val": val})
-    final = train.evaluate(model, val)
+    final = train.evaluate(model, val).metrics
     assert history.epochs["val"]["loss"][-1] == pytest.approx(final["loss"], rel=1e-6)
     assert history.epochs["val"]["acc"][-1] == final["acc"]
 
@@ -93,15 +93,9 @@ def test_fit_calls_progress_once_per_epoch():
     assert seen == [(0, ["train", "val"]), (1, ["train", "val"]), (2, ["train", "val"])]
 
 
-def test_fit_schedulers_per_step_and_per_epoch():
+def test_fit_steps_the_scheduler_after_every_mini_batch():
     torch.manual_seed(0)
     model = MLP(in_features=64, hidden=16)
-    opt = sgd(model, lr=0.1)
-    per_epoch = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
-    history = train.fit(model, opt, random_images(20, size=8), epochs=3, batch_size=8, seed=0, scheduler=per_epoch,
-                        scheduler_per_step=False)
-    assert history.lr == pytest.approx([0.05, 0.025, 0.0125])
-
     opt = sgd(model, lr=0.1)
     per_step = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 / (1 + step))
     history = train.fit(model, opt, random_images(20, size=8), epochs=2, batch_size=8, seed=0, scheduler=per_step)
@@ -198,17 +192,17 @@ def test_evaluate_is_perfect_on_the_models_own_labels(make):
     torch.manual_seed(0)
     model = make()
     x = torch.randn(30, 1, 28, 28)
-    predicted = train.predictions(model, x, batch_size=7)
+    predicted = train.evaluate(model, (x, torch.zeros(len(x), dtype=torch.int64)), batch_size=7, keep_predictions=True).predicted
     assert predicted.shape == (30,) and predicted.dtype == np.uint8, "predictions are stored as small integer arrays"
     y = torch.from_numpy(predicted).long()
-    result = train.evaluate(model, (x, y), batch_size=7)
+    result = train.evaluate(model, (x, y), batch_size=7).metrics
     assert result["acc"] == 1.0
     with torch.no_grad():
         model.eval()
         expected_loss = F.cross_entropy(model(x), y).item()
     assert result["loss"] == pytest.approx(expected_loss, rel=1e-5)
     wrong = (y + 1) % 10
-    assert train.evaluate(model, (x, wrong))["acc"] == 0.0
+    assert train.evaluate(model, (x, wrong)).metrics["acc"] == 0.0
 
 
 def test_evaluate_multi_head_on_own_labels():
@@ -218,9 +212,9 @@ def test_evaluate_multi_head_on_own_labels():
     with torch.no_grad():
         left, right = model(x)
     targets = (left.argmax(1), right.argmax(1))
-    result = train.evaluate(model, (x, *targets), heads=("left", "right"), batch_size=5)
+    result = train.evaluate(model, (x, *targets), heads=("left", "right"), batch_size=5).metrics
     assert result["acc_left"] == result["acc_right"] == result["acc_all"] == 1.0
-    swapped = train.evaluate(model, (x, targets[0], (targets[1] + 1) % 10), heads=("left", "right"))
+    swapped = train.evaluate(model, (x, targets[0], (targets[1] + 1) % 10), heads=("left", "right")).metrics
     assert swapped["acc_left"] == 1.0 and swapped["acc_right"] == 0.0 and swapped["acc_all"] == 0.0
 
 
@@ -229,8 +223,8 @@ def test_evaluate_does_not_depend_on_batch_size_and_restores_mode():
     model = CNN()
     data = random_images(25)
     model.train()
-    a = train.evaluate(model, data, batch_size=4)
-    b = train.evaluate(model, data, batch_size=100)
+    a = train.evaluate(model, data, batch_size=4).metrics
+    b = train.evaluate(model, data, batch_size=100).metrics
     assert model.training
     assert a["acc"] == b["acc"]
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
@@ -244,3 +238,24 @@ def test_pick_device():
         assert train.pick_device("auto") == torch.device("cpu")
         with pytest.raises(ValueError, match="CUDA is not available"):
             train.pick_device("cuda")
+
+
+@pytest.mark.parametrize("tta_flip", [False, True])
+def test_one_evaluation_pass_gives_the_metrics_and_the_predictions(tta_flip):
+    """keep_predictions adds the predicted classes without changing the metrics, and they are the
+    argmax of the (flip-averaged) softmax, computed here separately."""
+    torch.manual_seed(0)
+    model = MultiMNISTNet().eval()
+    x = torch.randn(13, 1, 36, 36)
+    targets = (torch.randint(0, 10, (13,)), torch.randint(0, 10, (13,)))
+    plain = train.evaluate(model, (x, *targets), heads=("left", "right"), batch_size=4, tta_flip=tta_flip)
+    kept = train.evaluate(model, (x, *targets), heads=("left", "right"), batch_size=4, tta_flip=tta_flip, keep_predictions=True)
+    assert plain.predicted is None and kept.metrics == plain.metrics
+    with torch.no_grad():
+        probs = [z.softmax(1) for z in model(x)]
+        if tta_flip:
+            probs = [(p + f.softmax(1)) / 2 for p, f in zip(probs, model(x.flip(-1)))]
+    expected = torch.stack([p.argmax(1) for p in probs]).numpy()
+    assert kept.predicted.dtype == np.uint8 and kept.predicted.shape == (2, 13)
+    np.testing.assert_array_equal(kept.predicted, expected)
+    assert kept.metrics["acc_all"] == pytest.approx(((expected[0] == targets[0].numpy()) & (expected[1] == targets[1].numpy())).mean())

@@ -124,8 +124,9 @@ def run_bonus_final(config: BonusFinalConfig, settings: RunSettings, upstream: d
     tests, predicted = [], []
     for c, r in chosen:
         model = train.load_state_dict_numpy(build_model(c), r["state_dict"])
-        tests.append(train.evaluate(model, splits.test, tta_flip=tta, precision=c.precision))
-        predicted.append(train.predictions(model, x_test, tta_flip=tta, precision=c.precision))
+        scores = train.evaluate(model, splits.test, tta_flip=tta, precision=c.precision, keep_predictions=True)
+        tests.append(scores.metrics)
+        predicted.append(scores.predicted)
     confusion = np.zeros((10, 10), dtype=np.int64)
     np.add.at(confusion, (truth, predicted[0]), 1)
     wrong = np.flatnonzero(predicted[0] != truth)[: config.n_misclassified]

@@ -51,8 +51,8 @@ def train_and_record(config: Any, settings: RunSettings, sets: Sets, make_model:
     final, predicted = {}, {}
     for split in evaluate_on:
         for suffix, flip in (("", False), ("_tta", True)) if tta else (("", False),):
-            final[split + suffix] = train.evaluate(model, sets[split], heads, tta_flip=flip, precision=config.precision)
-            predicted[split + suffix] = train.predictions(model, sets[split][0], tta_flip=flip, precision=config.precision)
+            scores = train.evaluate(model, sets[split], heads, tta_flip=flip, precision=config.precision, keep_predictions=True)
+            final[split + suffix], predicted[split + suffix] = scores.metrics, scores.predicted
     return {
         "config": asdict(config),
         "history": history.as_dict(),

@@ -35,7 +35,7 @@ def _channels_last(model: nn.Module) -> bool:
     """Put conv nets in channels-last layout: on CPU their convolutions run ~2× faster (`make bench`, benchmarks/bench.py)."""
     if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
         return False
-    # evaluate/predictions run in inference mode, where converted weights would become inference
+    # evaluate runs in inference mode, where converted weights would become inference
     # tensors that autograd refuses: training the model afterwards would fail.
     with torch.inference_mode(False):
         model.to(memory_format=torch.channels_last)
@@ -123,46 +123,42 @@ def eval_batch_size(device: torch.device) -> int:
     return 4096 if device.type == "cuda" else 64
 
 
+@dataclass(frozen=True)
+class Scores:
+    """One evaluation pass: the metrics, and (when kept) the predicted class of every example."""
+
+    metrics: dict[str, float]
+    predicted: np.ndarray | None = None  # uint8, shape (N,), or (heads, N) for a multi-head model
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, data: Tensors, heads: tuple[str, ...] = ("label",), batch_size: int | None = None,
-             tta_flip: bool = False, precision: str = "fp32") -> dict[str, float]:
-    """Loss (unsmoothed cross-entropy) and accuracy of `model` on `data`, in eval mode, without gradients."""
+             tta_flip: bool = False, precision: str = "fp32", keep_predictions: bool = False) -> Scores:
+    """Loss (unsmoothed cross-entropy) and accuracy of `model` on `data`, in eval mode, without gradients;
+    with `keep_predictions`, also each example's predicted class, from the same forward passes."""
     batch_size = batch_size or eval_batch_size(data[0].device)
     was_training = model.training
     model.eval()
     cl = _channels_last(model)
     tally = _Tally(heads, data[0].device)
+    predicted = []
     for batch in TensorBatches(data, batch_size, shuffle=False):
         x, targets = _layout(batch[0], cl), batch[1:]
         with autocast(x.device, precision):
             logits = _as_heads(model(x))
+            if tta_flip or keep_predictions:
+                probs = [z.softmax(1) for z in logits]
             if tta_flip:  # average the softmax of the image and its mirror image
-                flipped = _as_heads(model(x.flip(-1)))
-                logits = tuple(((z.softmax(1) + f.softmax(1)) / 2).log() for z, f in zip(logits, flipped))
+                probs = [(p + f.softmax(1)) / 2 for p, f in zip(probs, _as_heads(model(x.flip(-1))))]
+                logits = tuple(p.log() for p in probs)
         tally.add(logits, targets)
+        if keep_predictions:
+            predicted.append(torch.stack([p.argmax(1) for p in probs]).cpu())
     model.train(was_training)
-    return tally.result()
-
-
-@torch.inference_mode()
-def predictions(model: nn.Module, x: torch.Tensor, batch_size: int | None = None, tta_flip: bool = False,
-                precision: str = "fp32") -> np.ndarray:
-    """Predicted class of each image as a uint8 numpy array: shape (N,), or (heads, N) for a multi-head model."""
-    batch_size = batch_size or eval_batch_size(x.device)
-    was_training = model.training
-    model.eval()
-    cl = _channels_last(model)
-    out = []
-    for (xb,) in TensorBatches((x,), batch_size, shuffle=False):
-        xb = _layout(xb, cl)
-        with autocast(xb.device, precision):
-            p = [z.softmax(1) for z in _as_heads(model(xb))]
-            if tta_flip:
-                p = [(q + f.softmax(1)) / 2 for q, f in zip(p, _as_heads(model(xb.flip(-1))))]
-        out.append(torch.stack([q.argmax(1) for q in p]).cpu())
-    model.train(was_training)
-    classes = torch.cat(out, dim=1).to(torch.uint8).numpy()
-    return classes[0] if len(classes) == 1 else classes
+    if not keep_predictions:
+        return Scores(tally.result())
+    classes = torch.cat(predicted, dim=1).to(torch.uint8).numpy()
+    return Scores(tally.result(), classes[0] if len(classes) == 1 else classes)
 
 
 @dataclass
@@ -180,7 +176,7 @@ class History:
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train: Tensors, *, epochs: int, batch_size: int, seed: int,
         evals: dict[str, Tensors] | None = None, heads: tuple[str, ...] = ("label",), label_smoothing: float = 0.0,
         augment: Augment | None = None, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-        scheduler_per_step: bool = True, progress: Callable[[int, dict], None] | None = None,
+        progress: Callable[[int, dict], None] | None = None,
         precision: str = "fp32") -> History:
     """Train for `epochs` passes over `train`, evaluating on each of `evals` after every epoch.
 
@@ -214,16 +210,14 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train: Tensors, *, e
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if scheduler is not None and scheduler_per_step:
+            if scheduler is not None:  # stepped per mini-batch (the bonus's one-cycle schedule)
                 scheduler.step()
             step_losses[step] = loss.detach()
             with torch.no_grad():
                 tally.add(tuple(z.detach() for z in logits), targets)
             step += 1
-        if scheduler is not None and not scheduler_per_step:
-            scheduler.step()
         record = {"train": tally.result()}
-        record.update({name: evaluate(model, data, heads, precision=precision) for name, data in (evals or {}).items()})
+        record.update({name: evaluate(model, data, heads, precision=precision).metrics for name, data in (evals or {}).items()})
         for split, metrics in record.items():
             for metric, value in metrics.items():
                 history.epochs[split][metric].append(value)
