@@ -50,8 +50,17 @@ def _env() -> dict[str, str]:
 
 def trivial_project(folder: Path) -> Path:
     """`folder` as a Quarto project like ours whose only document is the trivial one; its path."""
+    import yaml
+
     shutil.copytree(ROOT / "filters", folder / "filters")
     config = (ROOT / "_quarto.yml").read_text()
+    project = yaml.safe_load(config).get("project", {})
+    for key in ("pre-render", "post-render"):  # the project's scripts run for the trivial document too
+        scripts = project.get(key) or []
+        for script in [scripts] if isinstance(scripts, str) else scripts:
+            target = folder / script.split()[0]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / script.split()[0], target)
     assert "- report.qmd" in config, "_quarto.yml no longer lists report.qmd: update the render bench"
     (folder / "_quarto.yml").write_text(config.replace("- report.qmd", "- trivial.qmd"))
     (folder / "trivial.qmd").write_text(TRIVIAL)
