@@ -23,7 +23,7 @@ venv: $(STAMP)  ## create or update .venv with the pinned dependencies
 
 report: $(STAMP)  ## render the report from cache/ (real Quarto if on PATH, else the Quarto-free fallback)
 	@if command -v quarto >/dev/null 2>&1; then \
-		echo "make report: Quarto $$(quarto --version) found: quarto render report.qmd, one kernel for all formats (tools/render_quarto.py)"; \
+		echo "make report: Quarto $$(quarto --version) found: quarto render report.qmd, executed in one kernel for all formats unless its stored execution still matches its inputs (tools/render_quarto.py)"; \
 		QUARTO_PYTHON=$(abspath $(PY)) $(PY) tools/render_quarto.py report.qmd; \
 	else \
 		echo "make report: no quarto on PATH: the Quarto-free fallback, tools/render_fallback (see README)"; \
