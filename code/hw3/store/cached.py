@@ -103,6 +103,15 @@ def _name_part(field_name: str, value: Any, required: bool) -> str:
 
 def config_name(prefix: str, config: Any) -> str:
     """`prefix` then every non-default field, in declaration order: unique, and readable."""
+    try:
+        return _config_name(prefix, config)
+    except TypeError:  # an unhashable config: no memo
+        return _config_name.__wrapped__(prefix, config)
+
+
+@functools.lru_cache(maxsize=4096)
+def _config_name(prefix: str, config: Any) -> str:
+    # Configs are frozen, so an equal config has the same name; every load and status asks for it.
     required = {f.name for f in dataclasses.fields(config) if _default(f) is dataclasses.MISSING}
     parts = [_name_part(k, v, k in required) for k, v in non_default_fields(config).items()]
     return "-".join([prefix, *parts]).replace("/", "_")
