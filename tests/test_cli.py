@@ -59,7 +59,7 @@ def test_run_without_data_exits_2_quickly_naming_the_missing_file(subprocess_env
 
 
 def test_run_with_nothing_to_do_exits_0(monkeypatch, capsys):
-    monkeypatch.setattr("hw3.compute.runner.to_compute", lambda runs, force=False: [])
+    monkeypatch.setattr("hw3.compute.plan.to_compute", lambda runs, force=False: [])
     assert cli.main(["run"]) == 0
     assert "nothing to compute" in capsys.readouterr().out
 

@@ -17,7 +17,7 @@ import pytest
 distributed = pytest.importorskip("distributed", reason="needs the `dask` extra: pip install -e '.[dask]'")
 
 import runner_toy as toy  # noqa: E402
-from hw3.compute import runner  # noqa: E402
+from hw3.compute import plan, runner  # noqa: E402
 from runner_toy import GRAPH  # noqa: E402
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -48,7 +48,7 @@ def test_dask_cluster_computes_the_same_results_as_a_local_run(private_cache, tm
             for up, up_config in exp.upstream(config):
                 assert span[up.name(up_config)][1] <= span[exp.name(config)][0], (
                     f"on the cluster {exp.name(config)} started before its upstream {up.name(up_config)} finished")
-        assert runner.to_compute(GRAPH) == [], "after the cluster run every entry in the shared cache is current"
+        assert plan.to_compute(GRAPH) == [], "after the cluster run every entry in the shared cache is current"
         log.unlink()
         runner.run_missing(GRAPH, scheduler=cluster.scheduler_address, device="cpu")
         assert toy.calls(log) == [], "a second run on the cluster computes nothing"

@@ -126,3 +126,13 @@ def test_models_are_seeded_by_the_caller(make):
     a, b, c = weights(3), weights(3), weights(4)
     assert all(torch.equal(pa, pb) for pa, pb in zip(a, b)), "same seed must give the same initial weights"
     assert not all(torch.equal(pa, pc) for pa, pc in zip(a, c)), "another seed must give other initial weights"
+
+
+def test_multiply_adds_counts_each_layer_by_hand():
+    from hw3.nn.models import multiply_adds
+
+    assert multiply_adds(MLP(), (1, 28, 28)) == 784 * 100 + 100 * 100 + 100 * 10
+    # three 3×3 convolutions at 28², 14² and 7² (padding 1), then the linear classifier
+    convs = 28 * 28 * 16 * (1 * 9) + 14 * 14 * 32 * (16 * 9) + 7 * 7 * 64 * (32 * 9)
+    linear = sum(m.in_features * m.out_features for m in CNN().modules() if isinstance(m, nn.Linear))
+    assert multiply_adds(CNN(), (1, 28, 28)) == convs + linear

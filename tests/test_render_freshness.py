@@ -105,8 +105,8 @@ PROJECT_DOC = DOC.replace('''format:
 
 ```{python}
 import helper
-from hw3.report import results
-marker = getattr(results, "MARKER", "none")
+from hw3.report import prose
+marker = getattr(prose, "MARKER", "none")
 ```
 
 Helper `{python} helper.LABEL`, marker `{python} marker`.
@@ -156,7 +156,7 @@ def test_a_reused_execution_is_refused_once_code_or_cache_changed(tmp_path):
     assert rc == 0 and _kernels(log) == 1 and "inputs changed" in log, log[-4000:]
     shows("second", "none")
 
-    with open(tmp_path / "code" / "hw3" / "report" / "results.py", "a") as f:
+    with open(tmp_path / "code" / "hw3" / "report" / "prose.py", "a") as f:
         f.write('\nMARKER = "edited"\n')
     rc, log = _render(doc, env)
     assert rc == 0 and _kernels(log) == 1, log[-4000:]

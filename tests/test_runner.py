@@ -16,7 +16,7 @@ import pytest
 
 import runner_toy as toy
 from hw3.store import fingerprint
-from hw3.compute import runner
+from hw3.compute import plan, runner
 from hw3.store.cached import Status
 from runner_toy import AB, CC, GRAPH, TOP, A, B, C, leaf, top, total
 
@@ -75,22 +75,22 @@ def assert_dependency_order(runs) -> None:
 
 
 def test_to_compute_on_an_empty_cache_is_everything_in_dependency_order(toy_log):
-    todo = runner.to_compute(GRAPH)
+    todo = plan.to_compute(GRAPH)
     assert sorted(names(todo)) == sorted(names(GRAPH)), "every missing run must be computed"
     assert len(set(names(todo))) == len(todo), "no run may be scheduled twice"
     assert_dependency_order(todo)
 
 
 def test_to_compute_adds_missing_upstream_runs_that_were_not_asked_for(toy_log):
-    todo = runner.to_compute([(top, TOP)])
+    todo = plan.to_compute([(top, TOP)])
     assert sorted(names(todo)) == sorted(names(GRAPH)), "asking for the top run must schedule its missing upstream too"
     assert names(todo)[-1] == name(top, TOP), "the asked run comes after everything it reads"
     assert_dependency_order(todo)
 
 
 def test_levels_put_each_run_after_everything_it_reads_longest_first(toy_log, monkeypatch):
-    monkeypatch.setattr(runner, "_EPOCH_COST", {(leaf.prefix, "cnn"): 11.0, (leaf.prefix, None): 1.0})
-    lv = runner.levels(runner.to_compute(GRAPH))
+    monkeypatch.setattr(plan, "_EPOCH_COST", {(leaf.prefix, "cnn"): 11.0, (leaf.prefix, None): 1.0})
+    lv = plan.levels(plan.to_compute(GRAPH))
     assert [sorted(names(level)) for level in lv] == [
         sorted([name(leaf, A), name(leaf, B), name(leaf, C)]),
         sorted([name(total, AB), name(total, CC)]),
@@ -102,7 +102,7 @@ def test_levels_put_each_run_after_everything_it_reads_longest_first(toy_log, mo
 def test_levels_of_a_partial_plan_ignore_upstream_runs_not_in_it(toy_log):
     compute_all_in_process()
     shutil.rmtree(total.folder(CC))
-    lv = runner.levels(runner.to_compute(GRAPH))
+    lv = plan.levels(plan.to_compute(GRAPH))
     assert [names(level) for level in lv] == [[name(total, CC)], [name(top, TOP)]], (
         "a run whose upstream is all cached belongs to the first level")
 
@@ -110,7 +110,7 @@ def test_levels_of_a_partial_plan_ignore_upstream_runs_not_in_it(toy_log):
 def test_to_compute_is_empty_when_everything_is_current(toy_log, capsys):
     compute_all_in_process()
     assert len(logged(toy_log)) == 6, "the in-process computation ran each body once"
-    assert runner.to_compute(GRAPH) == [], "nothing to compute when every entry is current"
+    assert plan.to_compute(GRAPH) == [], "nothing to compute when every entry is current"
     assert runner.run_missing(GRAPH, jobs=1) == 0
     assert "nothing to compute" in capsys.readouterr().out
     assert len(logged(toy_log)) == 6, "run_missing on a current cache must not compute anything"
@@ -119,7 +119,7 @@ def test_to_compute_is_empty_when_everything_is_current(toy_log, capsys):
 def test_to_compute_picks_the_missing_run_and_what_reads_it(toy_log):
     compute_all_in_process()
     shutil.rmtree(leaf.folder(C))
-    assert names(runner.to_compute(GRAPH)) == [name(leaf, C), name(total, CC), name(top, TOP)], (
+    assert names(plan.to_compute(GRAPH)) == [name(leaf, C), name(total, CC), name(top, TOP)], (
         "a missing leaf is recomputed with the runs downstream of it, and nothing else")
 
 
@@ -134,11 +134,11 @@ def test_to_compute_picks_runs_made_stale_by_a_changed_constant(toy_log):
     try:
         status = leaf.status(A)
         assert status.state == "stale" and any("SALT" in r for r in status.reasons), f"SALT is read by leaf: {status}"
-        assert sorted(names(runner.to_compute(GRAPH))) == sorted(names(GRAPH)), "every leaf is stale, so everything downstream too"
+        assert sorted(names(plan.to_compute(GRAPH))) == sorted(names(GRAPH)), "every leaf is stale, so everything downstream too"
     finally:
         toy.SALT = salt
         fingerprint._closure.cache_clear()
-    assert runner.to_compute(GRAPH) == [], "with SALT back to its value every entry is current again"
+    assert plan.to_compute(GRAPH) == [], "with SALT back to its value every entry is current again"
 
 
 def test_runs_downstream_of_a_recomputed_run_are_recomputed_even_if_their_status_says_cached(toy_log, monkeypatch):
@@ -146,19 +146,19 @@ def test_runs_downstream_of_a_recomputed_run_are_recomputed_even_if_their_status
     monkeypatch.setattr(leaf, "status", lambda config: Status("stale", ["test"]) if config == A else Status("cached"))
     monkeypatch.setattr(total, "status", lambda config: Status("cached"))
     monkeypatch.setattr(top, "status", lambda config: Status("cached"))
-    assert names(runner.to_compute(GRAPH)) == [name(leaf, A), name(total, AB), name(top, TOP)], (
+    assert names(plan.to_compute(GRAPH)) == [name(leaf, A), name(total, AB), name(top, TOP)], (
         "what reads a recomputed run must be recomputed after it")
 
 
 def test_force_recomputes_exactly_the_named_runs_and_their_listed_downstream(toy_log):
     compute_all_in_process()
-    assert names(runner.to_compute([(leaf, A)], force=True)) == [name(leaf, A)], (
+    assert names(plan.to_compute([(leaf, A)], force=True)) == [name(leaf, A)], (
         "force recomputes the named cached run, and not the runs it was not asked for")
-    assert names(runner.to_compute([(total, AB)], force=True)) == [name(total, AB)], (
+    assert names(plan.to_compute([(total, AB)], force=True)) == [name(total, AB)], (
         "force on a downstream run does not recompute its cached upstream")
-    assert names(runner.to_compute([(leaf, A), (top, TOP)], force=True)) == [name(leaf, A), name(total, AB), name(top, TOP)], (
+    assert names(plan.to_compute([(leaf, A), (top, TOP)], force=True)) == [name(leaf, A), name(total, AB), name(top, TOP)], (
         "the total between a forced leaf and a forced top reads the recomputed leaf, so it is recomputed too")
-    assert runner.to_compute([(leaf, A)], force=False) == [], "without force a current run is left alone"
+    assert plan.to_compute([(leaf, A)], force=False) == [], "without force a current run is left alone"
 
 
 # ----------------------------------------------------------------------------------------------

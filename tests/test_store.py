@@ -581,10 +581,10 @@ def test_corrupt_entry_is_a_clear_error_naming_the_experiment(toy_inprocess, pri
         assert fix, f"the error should say how to recompute it: {info.value}"
         assert snapshot(private_cache) == before, "a corrupt entry must be left for the user to see"
     # The command it names must really recompute it (a plain `run` skips entries whose status is current).
-    from hw3.compute import runner
+    from hw3.compute import plan, runner
 
     command = fix.group(1).split()
-    assert runner.to_compute([(exp.run_toy, config)], force="--force" in command), \
+    assert plan.to_compute([(exp.run_toy, config)], force="--force" in command), \
         f"`{fix.group(1)}` would not recompute the unreadable entry"
 
 

@@ -249,7 +249,7 @@ def test_unwritable_cache_fails_before_computing(toy_inprocess, tmp_path, monkey
 
 
 def test_truncated_output_is_recomputed_by_the_command_its_message_names(toy_inprocess, private_cache):
-    from hw3.compute import runner
+    from hw3.compute import plan, runner
 
     exp = toy_inprocess
     config = exp.ToyConfig("cnn")
@@ -259,7 +259,7 @@ def test_truncated_output_is_recomputed_by_the_command_its_message_names(toy_inp
     with pytest.raises(CacheMissError) as info:
         exp.run_toy.load(config)
     assert "`python -m hw3 run toy-cnn`" in str(info.value), info.value
-    assert runner.to_compute([(exp.run_toy, config)]) == [(exp.run_toy, config)], "a plain `run NAME` must recompute it"
+    assert plan.to_compute([(exp.run_toy, config)]) == [(exp.run_toy, config)], "a plain `run NAME` must recompute it"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -93,7 +93,7 @@ def cmd_run(args) -> int:
 def _confirm_plan(runs, args) -> bool:
     """Say what will be computed and the time it should take here; ask before emulated bf16 (hw3.estimate)."""
     from hw3.compute.estimate import confirm
-    from hw3.compute.runner import to_compute
+    from hw3.compute.plan import to_compute
 
     return confirm(to_compute(runs, args.force), jobs=args.jobs, device=args.device, scheduler=args.scheduler, yes=args.yes)
 

@@ -11,7 +11,7 @@ entry (`calibration.json`), so a later estimate compares like with like:
 
 in the run's precision. Entries recorded before calibrations were kept have no score: their
 estimate assumes the recording machine's speed, and says so. A missing entry has no recorded time:
-its estimate is the runner's rough per-epoch table (`runner.expected_cost`), and says so too.
+its estimate is the planner's rough per-epoch table (`plan.expected_cost`), and says so too.
 
 bf16 needs hardware to pay: AMX (`amx_bf16`) or AVX-512 BF16 (`avx512_bf16`). Without them
 PyTorch emulates bf16, measured 5-10× *slower* than fp32 on a 2-core AMD EPYC; a bf16 run recorded
@@ -161,7 +161,7 @@ class Estimate:
 
 def estimate_run(exp, config, here: dict) -> Estimate:
     """The time `exp(config)` should take here, from its recorded wall time scaled by the calibrations."""
-    from hw3.compute.runner import expected_cost
+    from hw3.compute.plan import expected_cost
 
     name, prec = exp.name(config), precision(config)
     state = exp.status(config).state
@@ -206,7 +206,7 @@ def duration(seconds: float) -> str:
 
 def plan(todo: list, jobs: int, threads: int, here: dict) -> tuple[list[Estimate], float]:
     """Each run's estimate, and the wall clock for `jobs` workers of `threads` threads, level by level."""
-    from hw3.compute.runner import levels
+    from hw3.compute.plan import levels
 
     estimates = [estimate_run(exp, config, here) for exp, config in todo]
     by_name = {e.name: e.seconds for e in estimates}
@@ -257,7 +257,7 @@ def confirm(todo: list, jobs: int | None = None, device: str | None = None, sche
     Raises ValueError (the CLI's exit status 2) when confirmation is needed and there is no terminal
     to ask, and neither `yes` nor HW3_YES=1 gives it.
     """
-    from hw3.compute.runner import _cores
+    from hw3.compute.plan import cores as _cores
 
     stdin, out = stdin or sys.stdin, out or sys.stdout
     if not todo:

@@ -9,7 +9,6 @@ futures that depend on their upstream futures; the cache folder must be shared b
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import Any
@@ -17,14 +16,10 @@ from typing import Any
 from joblib import Parallel, delayed, parallel_config
 from tqdm.auto import tqdm
 
-from hw3.compute import allocator, estimate
+from hw3.compute import allocator, estimate, plan
 from hw3.experiments.registry import Run
 from hw3.experiments.registry import name_of as _name
 from hw3.store.cached import Experiment, RunSettings, prepare_folder
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def run_one(exp: Experiment, config: Any, device: str | None = None, threads: int | None = None,
@@ -61,60 +56,13 @@ def run_one(exp: Experiment, config: Any, device: str | None = None, threads: in
     return name, seconds
 
 
-def _upstream_names(run: Run) -> list[str]:
-    return [exp.name(c) for exp, c in run[0].upstream(run[1])]
-
-
-def to_compute(runs: list[Run], force: bool = False) -> list[Run]:
-    """The runs that are stale or missing (all of them with `force`), plus the upstream runs they need
-    that are not current, and the runs that read something recomputed; in dependency order."""
-    todo: dict[str, Run] = {}
-    asked = {_name(r) for r in runs}
-    seen: set[str] = set()
-
-    def visit(run: Run) -> None:
-        name = _name(run)
-        if name in seen:
-            return
-        seen.add(name)
-        for up in run[0].upstream(run[1]):
-            visit(up)
-        exp, config = run
-        if (force and name in asked) or exp.status(config).state != "cached" or any(n in todo for n in _upstream_names(run)):
-            todo[name] = run
-
-    for run in runs:
-        visit(run)
-    return list(todo.values())
-
-
-def levels(todo: list[Run]) -> list[list[Run]]:
-    """Group `todo` so that each run comes after every run of `todo` it reads; longest first within a level."""
-    depth: dict[str, int] = {}
-    for run in todo:  # `todo` is in dependency order, so upstream runs already have a depth
-        depth[_name(run)] = 1 + max((depth[d] for d in _upstream_names(run) if d in depth), default=-1)
-    return [sorted((r for r in todo if depth[_name(r)] == level), key=expected_cost, reverse=True)
-            for level in range(1 + max(depth.values(), default=-1))]
-
-
-# Rough single-thread seconds per epoch on a current x86 core, by (experiment prefix, model), only to
-# start the longest runs first; the analysis experiments (no epochs) cost nothing here.
-_EPOCH_COST = {("fashion", "mlp"): 1.0, ("fashion", "cnn"): 11.0, ("multimnist", None): 9.0,
-               ("multimnist-single", None): 8.0, ("bonus", "bn-cnn"): 10.0, ("bonus", "wide"): 70.0}
-
-
-def expected_cost(run: Run) -> float:
-    exp, config = run
-    return _EPOCH_COST.get((exp.prefix, getattr(config, "model", None)), 0.0) * getattr(config, "epochs", 0)
-
-
 def run_missing(runs: list[Run], jobs: int | None = None, device: str | None = None, scheduler: str | None = None,
                 force: bool = False) -> int:
     """Compute every run that is not current (or all of `runs`, with `force`); print wall times at the end."""
     check_device(device)  # before anything is computed, for every experiment (some never touch a device)
     if jobs is not None and jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
-    todo = to_compute(runs, force)
+    todo = plan.to_compute(runs, force)
     if not todo:
         print(f"All {len(runs)} experiments are cached and current; nothing to compute.")
         return 0
@@ -133,12 +81,12 @@ def run_missing(runs: list[Run], jobs: int | None = None, device: str | None = N
 def _run_locally(todo: list[Run], jobs: int | None, device: str | None) -> dict[str, float]:
     on_gpu = (device or "auto").startswith("cuda") or (device in (None, "auto") and _cuda_available())
     # One GPU is best fed by one process; on CPU, one single-threaded worker per core.
-    jobs = jobs or (1 if on_gpu else min(_cores(), len(todo)))
-    threads = max(1, _cores() // jobs)
+    jobs = jobs or (1 if on_gpu else min(plan.cores(), len(todo)))
+    threads = max(1, plan.cores() // jobs)
     print(f"Computing {len(todo)} experiments with {jobs} worker(s) × {threads} thread(s): {', '.join(map(_name, todo))}")
     times: dict[str, float] = {}
     overall = tqdm(total=len(todo), desc="experiments", position=0, unit="exp")
-    for level in levels(todo):
+    for level in plan.levels(todo):
         calls = (delayed(run_one)(exp, config, device, threads, 1 + i % jobs) for i, (exp, config) in enumerate(level))
         with parallel_config(backend="loky", inner_max_num_threads=threads):
             for name, seconds in Parallel(n_jobs=min(jobs, len(level)), return_as="generator_unordered")(calls):
@@ -158,7 +106,7 @@ def _run_on_dask(todo: list[Run], scheduler: str, device: str | None) -> dict[st
         print(f"Computing {len(todo)} experiments on the Dask cluster at {scheduler}: {', '.join(map(_name, todo))}")
         futures = {}
         for exp, config in todo:  # dependency order: a run's upstream futures exist before it is submitted
-            waits = [futures[n] for n in _upstream_names((exp, config)) if n in futures]
+            waits = [futures[n] for n in plan.upstream_names((exp, config)) if n in futures]
             futures[exp.name(config)] = client.submit(run_one, exp, config, device, None, None, *waits,
                                                       key=f"hw3-{exp.name(config)}", pure=False)
         return dict(future.result() for future in as_completed(list(futures.values())))

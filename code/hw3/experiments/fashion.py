@@ -60,7 +60,7 @@ def optimizer_label(config: FashionConfig) -> str:
 
 def make_optimizer(config: FashionConfig, params) -> torch.optim.Optimizer:
     if config.optimizer not in OPTIMIZER_BUILDERS:
-        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
+        raise ValueError(f"optimizer must be a key of OPTIMIZER_BUILDERS, got {config.optimizer!r}")
     return OPTIMIZER_BUILDERS[config.optimizer](config, params)
 
 

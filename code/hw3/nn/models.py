@@ -1,4 +1,4 @@
-"""The networks of Parts 2, 3 and the bonus, and a parameter counter."""
+"""The networks of Parts 2, 3 and the bonus, and counters of their parameters and of their computation."""
 
 from __future__ import annotations
 
@@ -11,6 +11,27 @@ from hw3.store.fingerprint import Table
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable scalars in `model`."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def multiply_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds of the convolutions and linear layers in one forward pass of one `input_shape` example."""
+    total = 0
+
+    def count(module: nn.Module, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):  # each output value: in_channels × kernel area products
+            total += output.numel() * module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        else:
+            total += module.in_features * module.out_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, *input_shape))
+    model.train(was_training)
+    for hook in hooks:
+        hook.remove()
+    return total
 
 
 class MLP(nn.Module):

@@ -90,7 +90,7 @@ def learning_curves(runs: Mapping[str, Run], title: str, smooth: int = 100) -> F
     grid = fig.add_gridspec(2, 2, height_ratios=(1, 1))
     ax_step = fig.add_subplot(grid[0, :])
     ax_loss, ax_acc = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
-    inset = ax_acc.inset_axes([0.62, 0.08, 0.35, 0.35])
+    inset = ax_acc.inset_axes([0.58, 0.08, 0.4, 0.4])
     learned_acc, lowest, clipped = [], np.inf, []
     for color, (label, result) in zip(itertools.cycle(OPTIMIZER_COLORS), runs.items()):
         hist = result.history
@@ -121,8 +121,8 @@ def learning_curves(runs: Mapping[str, Run], title: str, smooth: int = 100) -> F
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy per epoch, runs that learned")
     _fit(ax_acc, learned_acc)
     inset.set(ylim=(0, 100), title="all runs, 0–100%", xticks=[], yticks=[0, 50, 100])
-    inset.title.set_fontsize(7)
-    inset.tick_params(labelsize=6)
+    inset.title.set_fontsize(9)
+    inset.tick_params(labelsize=8)
     _integer_epochs(ax_loss, ax_acc)
     _plain_log_ticks(ax_step, ax_loss)
     for ax in (ax_step, ax_loss, ax_acc):

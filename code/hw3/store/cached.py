@@ -101,6 +101,23 @@ def _name_part(field_name: str, value: Any, required: bool) -> str:
     return f"{field_name}-{joblib.hash(value)[:8]}"  # tuples of configs and the like
 
 
+def _per_config(func: Callable[[str, Any], str]) -> Callable[[str, Any], str]:
+    """Memoise `func(prefix, config)`: configs are frozen, so an equal config gives the same answer
+    (every load and status asks for its name and key; joblib.hash costs ~1 ms). An unhashable
+    config is computed each time."""
+    memo = functools.lru_cache(maxsize=4096)(func)
+
+    @functools.wraps(func)
+    def call(prefix: str, config: Any) -> str:
+        try:
+            return memo(prefix, config)
+        except TypeError:
+            return func(prefix, config)
+
+    return call
+
+
+@_per_config
 def config_name(prefix: str, config: Any) -> str:
     """`prefix` then every non-default field, in declaration order: unique, and readable."""
     required = {f.name for f in dataclasses.fields(config) if _default(f) is dataclasses.MISSING}
@@ -108,16 +125,8 @@ def config_name(prefix: str, config: Any) -> str:
     return "-".join([prefix, *parts]).replace("/", "_")
 
 
+@_per_config
 def config_key(prefix: str, config: Any) -> str:
-    try:
-        return _config_key(prefix, config)
-    except TypeError:  # an unhashable config: no memo
-        return _config_key.__wrapped__(prefix, config)
-
-
-@functools.lru_cache(maxsize=4096)
-def _config_key(prefix: str, config: Any) -> str:
-    # Configs are frozen, so the key of an equal config is the same (joblib.hash costs ~1 ms).
     return joblib.hash({"experiment": prefix, "config_class": type(config).__qualname__, "fields": non_default_fields(config)})
 
 
