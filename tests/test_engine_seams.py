@@ -252,7 +252,7 @@ def test_fit_batch_order_differs_from_epoch_to_epoch_and_covers_every_sample():
     assert order(1) != [first, second], "another seed gives another batch order"
 
 
-# --------------------------------------------------------------------------- evaluate and predictions: eval mode
+# --------------------------------------------------------------------------- evaluate (metrics and predictions): eval mode
 
 
 def eval_mode_reference(model, data, heads=1):
@@ -312,7 +312,7 @@ def test_predictions_use_eval_mode_and_restore_the_mode(start_in_train_mode):
 
 @pytest.mark.parametrize("use", ["evaluate", "predictions"])
 def test_a_conv_model_evaluated_before_training_can_still_be_trained(use):
-    """evaluate/predictions put conv nets in channels-last layout inside inference mode; the weights must stay
+    """evaluate puts conv nets in channels-last layout inside inference mode; the weights must stay
     ordinary tensors, or the model can never be trained afterwards (e.g. accuracy before training, then fit)."""
     from hw3.nn.models import CNN
 
@@ -453,7 +453,7 @@ class LayoutSpy(nn.Module):
 
 @pytest.mark.parametrize("conv", [True, False])
 def test_conv_nets_train_and_evaluate_in_channels_last_layout(conv):
-    """Conv nets get channels-last weights and inputs in fit, evaluate and predictions; other nets are left alone."""
+    """Conv nets get channels-last weights and inputs in fit and evaluate; other nets are left alone."""
     torch.manual_seed(0)
     model = LayoutSpy(conv)
     x, y = torch.randn(8, 2, 4, 4), torch.randint(0, 3, (8,))  # two channels: with one, both layouts coincide

@@ -184,7 +184,7 @@ def test_multi_head_fit_records_per_head_metrics():
             assert metrics["loss"][epoch] == pytest.approx((metrics["loss_left"][epoch] + metrics["loss_right"][epoch]) / 2)
 
 
-# --------------------------------------------------------------------------- evaluate and predictions
+# --------------------------------------------------------------------------- evaluate: metrics and predictions
 
 
 @pytest.mark.parametrize("make", [MLP, CNN])

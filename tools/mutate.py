@@ -54,7 +54,7 @@ DECORATED = re.compile(r"^@torch\.inference_mode\(\)\n(?=def (\w+)\()", flags=re
 
 
 def undecorate(path: Path) -> None:
-    """mutmut skips decorated functions, and evaluate/predictions carry @torch.inference_mode(). In the staged
+    """mutmut skips decorated functions, and evaluate carries @torch.inference_mode(). In the staged
     copy only, apply that decorator after the module body instead (same behaviour), so their bodies are mutated."""
     text = path.read_text()
     names = [m[1] for m in DECORATED.finditer(text)]
