@@ -39,22 +39,7 @@ def epoch_reaching(history: History, accuracy: float) -> str:
     return str(epoch) if epoch is not None else f"more than {history.n_epochs}"
 
 
-def join_names(names) -> str:
-    """['a', 'b', 'c'] → 'a, b and c'."""
-    names = [n.lower() if n[0].isupper() and not n.isupper() else n for n in names]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
-
-
 def count_word(n: int) -> str:
     """3 → 'three' (for counts the prose spells out), 12 → '12'."""
     words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
     return words[n] if 0 <= n < len(words) else str(n)
-
-
-def worst_classes(per_class_acc: dict[str, list[float]], k: int = 3) -> dict[str, str]:
-    """For each head, its k worst digits: '9 (94.7%), 5 (96.4%) and 7 (96.8%)'."""
-    out = {}
-    for head, accs in per_class_acc.items():
-        items = [f"{d} ({pct(accs[d])})" for d in np.argsort(accs)[:k]]
-        out[head] = ", ".join(items[:-1]) + f" and {items[-1]}"
-    return out

@@ -85,14 +85,6 @@ class Evaluation:
     def acc(self) -> float:
         return self.accuracy().value
 
-    def confusion(self, head: str | None = None, classes: int = 10) -> np.ndarray:
-        """Counts of (true class, predicted class); rows are the true class."""
-        predicted, labels = (self.predicted, self.labels) if head is None else \
-            (self.predicted[self.heads.index(head)], self.labels[self.heads.index(head)])
-        matrix = np.zeros((classes, classes), dtype=np.int64)
-        np.add.at(matrix, (labels, predicted), 1)
-        return matrix
-
 
 @dataclass(frozen=True)
 class Meta:
