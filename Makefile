@@ -21,14 +21,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create or update .venv with the pinned dependencies
 
-report: $(STAMP)  ## render the report from cache/ (real Quarto if on PATH, else the Quarto-free fallback)
-	@if command -v quarto >/dev/null 2>&1; then \
-		echo "make report: Quarto $$(quarto --version) found: quarto render report.qmd, executed in one kernel for all formats unless its stored execution still matches its inputs (tools/render_quarto.py)"; \
-		QUARTO_PYTHON=$(abspath $(PY)) $(PY) tools/render_quarto.py report.qmd; \
-	else \
-		echo "make report: no quarto on PATH: the Quarto-free fallback, tools/render_fallback (see README)"; \
-		PYTHONPATH=tools$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m render_fallback; \
-	fi
+report: $(STAMP)  ## render the report from cache/ with Quarto (installs the tested quarto-cli into .venv if none is found)
+	$(eval QUARTO_BIN := $$(shell $(PY) tools/find_quarto.py))
+	$(if $(findstring no Quarto found,$(QUARTO_BIN)),$(error make report: $(QUARTO_BIN)))
+	@QUARTO="$(QUARTO_BIN)" QUARTO_PYTHON=$(abspath $(PY)) $(PY) tools/render_quarto.py report.qmd
 
 results: $(STAMP)  ## compute every experiment missing from cache/ (needs the datasets; see README)
 	$(PY) -m hw3 run

@@ -252,8 +252,8 @@ def parallel(steps: int, cores: int) -> None:
 def report_timings() -> None:
     """Warm-cache execution of the report, and the cold recompute it replaces.
 
-    The report is executed by the Quarto-free renderer (tools/render_fallback) in a child process,
-    so this package does not depend on it; the time includes the kernel start.
+    The report is rendered to a notebook by Quarto (tools/render_quarto.py, executing, not reusing a
+    stored execution) in a child process; the time includes Quarto's start and the kernel start.
     """
     import subprocess
     import sys
@@ -262,11 +262,13 @@ def report_timings() -> None:
     from hw3.experiments import registry
 
     tools = PROJECT_ROOT / "tools"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tools), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tools), os.environ.get("PYTHONPATH")])),
+           "HW3_CACHE_ONLY": "1"}
+    env.setdefault("QUARTO_PYTHON", sys.executable)
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "render_fallback", "--to", "ipynb", "--out", out],
-                              env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, str(tools / "render_quarto.py"), "report.qmd", "--no-freeze",
+                               "--to", "ipynb", "--output-dir", out], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
         total = time.perf_counter() - started
     if proc.returncode == 0:
         print(f"  report execution to a notebook, warm cache, including kernel start: {total:.1f} s")

@@ -8,7 +8,7 @@
   taken in turn; the best of the two is quoted, and the ratio of the bests:
   reused (the steady state of `make report`: no kernel starts) and executed (`--no-freeze`: the
   first render after a change to the code, the cache or the document).
-* The report's Python alone (nbclient, the notebook the Quarto-free renderer builds, figures as
+* The report's Python alone (nbclient, the report's code cells from `quarto convert`, figures as
   PNG): executed twice in one kernel, as Quarto's daemon executes it for the second and third
   format. The first pass is the cold execution (imports included, kernel start not), the second
   the warm one (Quarto's `%reset` in between, modules kept).
@@ -111,18 +111,19 @@ def renders() -> dict[str, tuple[float, float]] | None:
 
 
 def report_notebook():
-    """The notebook the Quarto-free renderer executes (helper cells for setup and inline values), figures as PNG."""
-    sys.path.insert(0, str(TOOLS))
-    from render_fallback import execute as fx
-    from render_fallback.qmd import read_qmd
+    """The report's code cells as a notebook (`quarto convert`), figures as PNG as _quarto.yml asks.
+    Inline values are not evaluated: they read what the cells computed, a few milliseconds."""
+    import nbformat
 
-    qmd = ROOT / "report.qmd"
-    front, nb = read_qmd(qmd.read_text(encoding="utf-8"))
-    fx.add_helper_cells(nb)
-    fx._apply_tags(nb, fx.execution_defaults(front, qmd))
-    for cell in nb.cells:  # _quarto.yml: fig-format png (the fallback draws retina)
-        if cell.cell_type == "code" and 'set_matplotlib_formats("retina")' in cell.source:
-            cell.source = cell.source.replace('set_matplotlib_formats("retina")', 'set_matplotlib_formats("png")')
+    from find_quarto import locate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "report.ipynb"
+        subprocess.run([str(locate()), "convert", str(ROOT / "report.qmd"), "--output", str(out)],
+                       check=True, capture_output=True)
+        nb = nbformat.read(out, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(
+        'from matplotlib_inline.backend_inline import set_matplotlib_formats\nset_matplotlib_formats("png")'))
     return nb
 
 

@@ -1,5 +1,5 @@
-"""Checks on the rendered report (HTML, PDF, ipynb), shared by the real-Quarto test and the
-fallback renderer's tests. Each function returns what it found wrong (or the facts to compare), so
+"""Checks on the rendered report (HTML, PDF, ipynb), shared by the rendered-report tests and the
+filter tests. Each function returns what it found wrong (or the facts to compare), so
 a test can assert on it and show the offending items.
 
 * `expected_floats(qmd)`: the numbered figures and tables, in the order the report defines them.

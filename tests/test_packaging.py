@@ -11,7 +11,7 @@ import tomllib
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "code" / "hw3"
 # Distribution name → the module it installs, where they differ.
-MODULE_OF = {"pyyaml": "yaml", "pypandoc-binary": "pypandoc", "dask[distributed]": "dask"}
+MODULE_OF = {"pyyaml": "yaml", "dask[distributed]": "dask"}
 
 
 def _declared_main_dependencies() -> set[str]:

@@ -1,6 +1,7 @@
-"""The Quarto configuration's own pieces, without Quarto: the Lua filters in filters/ run under
-plain pandoc (the pypandoc-binary one), the typst header under the typst package, and the checks of
-report_outputs on small synthetic inputs, so each check is seen to fail on the defect it targets."""
+"""The Quarto configuration's own pieces, on small inputs: the Lua filters in filters/ run under the
+pandoc Quarto ships (`quarto pandoc`), the typst header under its typst (`quarto typst`), and the
+checks of report_outputs on synthetic inputs, so each check is seen to fail on the defect it targets.
+The tests that need Quarto skip without it, like the rendered-report tests."""
 
 from __future__ import annotations
 
@@ -11,25 +12,23 @@ from pathlib import Path
 import pytest
 
 import report_outputs as ro
+from test_rendered_report import quarto_or_skip
 
 REPO = Path(__file__).resolve().parents[1]
 FILTERS = REPO / "filters"
 
 
 def pandoc(args: list[str], text: str, cwd: Path | None = None) -> str:
-    import pypandoc
-
-    proc = subprocess.run([pypandoc.get_pandoc_path(), *args], input=text, capture_output=True, text=True,
+    proc = subprocess.run([quarto_or_skip(), "pandoc", *args], input=text, capture_output=True, text=True,
                           cwd=cwd, check=True)
     return proc.stdout
 
 
 def typst_pdf(source: str, tmp_path: Path) -> Path:
-    import typst
-
-    pdf = tmp_path / "doc.pdf"
-    pdf.write_bytes(typst.compile(source.encode(), root=str(tmp_path), format="pdf"))
-    return pdf
+    (tmp_path / "doc.typ").write_text(source, encoding="utf-8")
+    subprocess.run([quarto_or_skip(), "typst", "compile", "doc.typ", "doc.pdf"], cwd=tmp_path, capture_output=True,
+                   check=True)
+    return tmp_path / "doc.pdf"
 
 
 WIDE_TABLE = (

@@ -1,17 +1,15 @@
-"""The rendered report, all three formats, each complete: from `quarto render report.qmd` (the real
-Quarto CLI) and from the Quarto-free fallback (tools/render_fallback), checked alike.
+"""The rendered report, all three formats, each complete, as `quarto render report.qmd` writes them.
 
-Each renderer runs once per session into a temporary output folder (Quarto about a minute on two
-cores, the fallback about 15 s). Quarto renders as `make report` does, through tools/render_quarto.py
-(one daemon kernel for the three formats, stopped at the end). Without Quarto on PATH its tests
-skip, unless HW3_REQUIRE_QUARTO=1 (set by .ci/run): then they fail.
+Quarto renders once per session into a temporary output folder (about a minute on two cores), as
+`make report` does, through tools/render_quarto.py (one daemon kernel for the three formats, stopped
+at the end). Without Quarto these tests skip with one line, unless HW3_REQUIRE_QUARTO=1 (set by
+.ci/run): then they fail.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import find_quarto
 import render_quarto
 import report_outputs as ro
 
@@ -38,13 +37,14 @@ MARK = "HW3_TEST_RENDER_MARK"  # an environment variable that only the processes
 
 
 def quarto_or_skip() -> str:
-    quarto = shutil.which("quarto")
+    """Quarto as `make report` finds it ($QUARTO, PATH, .venv's quarto-cli), never installing it."""
+    quarto = find_quarto.locate()
     if quarto:
-        return quarto
+        return str(quarto)
     if os.environ.get("HW3_REQUIRE_QUARTO") == "1":
-        pytest.fail("HW3_REQUIRE_QUARTO=1 but `quarto` is not on PATH (.ci/run installs it with "
+        pytest.fail("HW3_REQUIRE_QUARTO=1 but no Quarto was found (.ci/run installs it with "
                     "../shared/tools/quarto/install)")
-    pytest.skip("the Quarto CLI is not on PATH (see README, Rendering); HW3_REQUIRE_QUARTO=1 makes this a failure")
+    pytest.skip("no Quarto found ($QUARTO, PATH, .venv; see README, Rendering); HW3_REQUIRE_QUARTO=1 makes this a failure")
 
 
 class Rendered:
@@ -56,26 +56,23 @@ class Rendered:
         self.pdf_pages = ro.pdf_pages_text(self.pdf)
 
 
-@pytest.fixture(scope="session", params=["quarto", "fallback"])
-def rendered(request, tmp_path_factory) -> Rendered:
-    out = tmp_path_factory.mktemp(f"{request.param}-output")
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory) -> Rendered:
+    out = tmp_path_factory.mktemp("quarto-output")
     env = dict(os.environ)
     env.pop("HW3_CACHE_DIR", None)  # the committed cache/, in cache-only mode, as `make report`
     env["HW3_CACHE_ONLY"] = "1"
     paths = [str(REPO / "code"), str(REPO / "tools"), env.get("PYTHONPATH")]
     env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     env[MARK] = uuid.uuid4().hex  # inherited by every process the render starts
-    if request.param == "quarto":
-        env["QUARTO_PYTHON"] = sys.executable
-        quarto_or_skip()
-        command = [sys.executable, str(REPO / "tools" / "render_quarto.py"), str(REPORT), "--output-dir", str(out)]
-    else:
-        command = [sys.executable, "-m", "render_fallback", str(REPORT), "--out", str(out)]
+    env["QUARTO_PYTHON"] = sys.executable
+    env["QUARTO"] = quarto_or_skip()
+    command = [sys.executable, str(REPO / "tools" / "render_quarto.py"), str(REPORT), "--output-dir", str(out)]
     start = time.monotonic()
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     seconds = time.monotonic() - start
     log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"{request.param} render failed ({proc.returncode}):\n{log[-6000:]}"
+    assert proc.returncode == 0, f"render failed ({proc.returncode}):\n{log[-6000:]}"
     return Rendered(out, log, seconds, left_running(env[MARK]))
 
 
@@ -94,8 +91,7 @@ def test_render_leaves_no_process_running(rendered):
 
 
 def test_quarto_executes_once_for_the_three_formats(rendered):
-    if "Starting python3 kernel" in rendered.log:  # real Quarto (the fallback prints no such line)
-        assert rendered.log.count("Starting python3 kernel") == 1, rendered.log[-3000:]
+    assert rendered.log.count("Starting python3 kernel") == 1, rendered.log[-3000:]
 
 
 def test_render_prints_no_unknown_warnings(rendered):

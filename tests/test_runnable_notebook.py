@@ -62,15 +62,6 @@ def test_quarto_markdown_listing_becomes_a_code_cell_between_its_prose():
     assert len({c["id"] for c in nb["cells"]}) == 3, "cell ids must stay unique after a split"
 
 
-def test_fallback_output_listing_replaces_the_show_cell():
-    block = listing.listing(models.count_parameters)
-    cell = {"cell_type": "code", "id": "c", "metadata": {}, "source": "count_parameters = show(models.count_parameters)",
-            "outputs": [{"output_type": "stream", "name": "stdout", "text": block}]}
-    (code,) = make_runnable(_nb([cell]))["cells"]
-    assert code["source"].startswith("# from code/hw3/nn/models.py") and "def count_parameters" in code["source"]
-    assert code["outputs"] == []
-
-
 def test_no_local_path_is_kept_in_the_kernelspec(tmp_path):
     path = tmp_path / "report.ipynb"
     path.write_text(json.dumps(_nb([], kernelspec={"name": "python3", "path": "/home/someone/.venv/share/jupyter"})))

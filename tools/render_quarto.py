@@ -57,6 +57,8 @@ import time
 import uuid
 from pathlib import Path
 
+import find_quarto  # tools/, beside this script
+
 TOKEN_VAR = "HW3_RENDER_ID"
 # Seconds the daemon waits for the next format's request before it exits on its own: longer than
 # any gap between two formats' executions of one render (pandoc and typst run in between), short
@@ -265,10 +267,11 @@ def stop(token: str, runtime: Path, grace: float = GRACE_S) -> list[int]:
 
 
 def render(args: list[str], env: dict[str, str] | None = None) -> int:
-    quarto = shutil.which("quarto", path=(env or os.environ).get("PATH"))
-    if quarto is None:
-        print("render_quarto: no `quarto` on PATH", file=sys.stderr)
-        return 127
+    found = find_quarto.locate(env)  # $QUARTO (what `make report` passes), else PATH, else .venv's quarto-cli
+    if found is None:
+        print(f"render_quarto: {find_quarto.HOW_TO_GET}", file=sys.stderr)
+        return 2
+    quarto = str(found)
     env = dict(os.environ if env is None else env)
     discard = "--no-freeze" in args
     args = [a for a in args if a != "--no-freeze"]

@@ -9,7 +9,7 @@ Quarto writes `_output/report.ipynb` from the executed report, but two things in
 It also drops the rendering machine's path from the kernelspec, so no local path is published.
 
 Run by Quarto after a render (`post-render` in _quarto.yml, which lists the outputs in
-QUARTO_PROJECT_OUTPUT_FILES), by the Quarto-free fallback on its own notebook, or by hand:
+QUARTO_PROJECT_OUTPUT_FILES), or by hand:
 `python tools/runnable_notebook.py _output/report.ipynb`.
 """
 
@@ -51,24 +51,12 @@ def _split_markdown(cell: dict) -> list[dict]:
     return cells
 
 
-def _listing_in_outputs(cell: dict) -> str | None:
-    """The fallback keeps the `show(...)` cell with the listing as its printed output."""
-    for out in cell.get("outputs", []):
-        text = "".join(out.get("text", "")) or "".join(out.get("data", {}).get("text/markdown", ""))
-        m = LISTING.search(text.strip())
-        if m:
-            return m.group(1)
-    return None
-
-
 def make_runnable(nb: dict) -> dict:
     """Listings as code cells, no empty code cells, no machine path in the metadata."""
     cells = []
     for cell in nb["cells"]:
         if cell["cell_type"] == "markdown" and LISTING.search("".join(cell["source"])):
             cells.extend(_split_markdown(cell))
-        elif cell["cell_type"] == "code" and (listing := _listing_in_outputs(cell)):
-            cells.append(_code_cell(listing, _listing_id(listing)))
         elif cell["cell_type"] == "code" and not "".join(cell["source"]).strip():
             continue  # a cell Quarto emptied because it is hidden (echo: false) and shows nothing
         else:
