@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv report results test bench mutate clean
+.PHONY: help venv report submission results test bench mutate clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ report: $(STAMP)  ## render the report from cache/ with Quarto (installs the tes
 	$(eval QUARTO_BIN := $$(shell $(PY) tools/find_quarto.py))
 	$(if $(findstring no Quarto found,$(QUARTO_BIN)),$(error make report: $(QUARTO_BIN)))
 	@QUARTO="$(QUARTO_BIN)" QUARTO_PYTHON=$(abspath $(PY)) $(PY) tools/render_quarto.py report.qmd
+
+submission: report  ## the one file to hand in: _output/hw3-submission.zip (notebook, PDF, code/hw3, cache/)
+	$(PY) tools/make_submission.py
 
 results: $(STAMP)  ## compute every experiment missing from cache/ (needs the datasets; see README)
 	$(PY) -m hw3 run

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from hw3.nn import models, train
+from hw3.nn import train
+from hw3.nn.models import count_parameters
+from hw3.nn.train import evaluate, fit
 from hw3.store.cached import RunSettings
 
 Sets = dict[str, tuple[torch.Tensor, ...]]  # split → (x, target_1, ..., target_H)
@@ -45,13 +47,13 @@ def train_and_record(config: Any, settings: RunSettings, sets: Sets, make_model:
     model = make_model().to(device)
     steps_per_epoch = -(-len(sets["train"][0]) // config.batch_size)
     optimizer, scheduler = make_optimizer(model, steps_per_epoch)
-    history = train.fit(model, optimizer, sets["train"], epochs=config.epochs, batch_size=config.batch_size,
-                        seed=config.seed, evals={"val": sets["val"]}, heads=heads, label_smoothing=label_smoothing,
-                        augment=augment, scheduler=scheduler, progress=settings.progress, precision=config.precision)
+    history = fit(model, optimizer, sets["train"], epochs=config.epochs, batch_size=config.batch_size,
+                  seed=config.seed, evals={"val": sets["val"]}, heads=heads, label_smoothing=label_smoothing,
+                  augment=augment, scheduler=scheduler, progress=settings.progress, precision=config.precision)
     final, predicted = {}, {}
     for split in evaluate_on:
         for suffix, flip in (("", False), ("_tta", True)) if tta else (("", False),):
-            scores = train.evaluate(model, sets[split], heads, tta_flip=flip, precision=config.precision, keep_predictions=True)
+            scores = evaluate(model, sets[split], heads, tta_flip=flip, precision=config.precision, keep_predictions=True)
             final[split + suffix], predicted[split + suffix] = scores.metrics, scores.predicted
     return {
         "config": asdict(config),
@@ -61,5 +63,5 @@ def train_and_record(config: Any, settings: RunSettings, sets: Sets, make_model:
         "labels": {split: _labels(sets[split]) for split in evaluate_on},
         "state_dict": train.state_dict_numpy(model),
         "meta": {"wall_time_s": time.perf_counter() - started, "device": device.type, "threads": torch.get_num_threads(),
-                 "num_parameters": models.count_parameters(model)},
+                 "num_parameters": count_parameters(model)},
     }

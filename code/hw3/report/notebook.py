@@ -1,0 +1,107 @@
+"""The notebook's own definitions: which listing cells it ran, whether a reader edited them, and
+running the package's experiments with them.
+
+In the executed notebook every listing is a code cell whose first line is the marker
+`# from code/hw3/<module>.py` (`hw3.report.listing`); the functions and classes it defines live in
+the notebook's namespace. Three questions are asked of them:
+
+* `definitions(ns)`: which package definition each one stands for, (module, name) → the notebook's object;
+* `edited(ns)`: the names whose code differs from the package's, which computed the stored results
+  (compared as syntax trees, so comments and spacing do not count);
+* `rebound(ns)`: a context in which the package's modules, and its dispatch tables, refer to the
+  notebook's objects instead of their own. RETRAIN runs the package's experiments inside it, so
+  that every graded function they reach (the data, the models, `train_and_record`, `fit`,
+  `evaluate`, ...) is the notebook's cell.
+
+In the rendered HTML and PDF nothing is defined in a notebook cell: the three are empty.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib
+import inspect
+import linecache
+import re
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping
+
+from hw3.report import listing
+
+_MARKER = re.compile(r"^# from code/(hw3(?:/\w+)+)\.py\s*$")
+
+
+def _cell_module(obj) -> str | None:
+    """'hw3.nn.train' when `obj` was defined in a notebook cell whose first line is a listing marker."""
+    if getattr(obj, "__module__", None) != "__main__" or not (inspect.isfunction(obj) or inspect.isclass(obj)):
+        return None
+    try:
+        lines = linecache.getlines(inspect.getsourcefile(obj) or "")
+    except (TypeError, OSError):
+        return None
+    match = _MARKER.match(lines[0]) if lines else None
+    return match.group(1).replace("/", ".") if match else None
+
+
+def definitions(ns: Mapping | None = None) -> dict[tuple[str, str], object]:
+    """(package module, name) → the notebook's object, for every definition made by a listing cell."""
+    ns = vars(sys.modules["__main__"]) if ns is None else ns
+    found = {}
+    for name, obj in list(ns.items()):
+        module = _cell_module(obj)
+        if module and getattr(obj, "__name__", None) == name:
+            found[(module, name)] = obj
+    return found
+
+
+def _tree(source: str) -> str:
+    return ast.dump(ast.parse(textwrap.dedent(source)))
+
+
+def _package_object(module: str, name: str):
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def edited(ns: Mapping | None = None) -> list[str]:
+    """Names whose notebook code differs from the package code that computed the stored results."""
+    changed = []
+    for (module, name), obj in definitions(ns).items():
+        original = _package_object(module, name)
+        try:
+            same = original is not None and _tree(inspect.getsource(obj)) == _tree(listing.source_of(getattr(original, "__wrapped__", original)))
+        except (OSError, TypeError, SyntaxError):
+            same = False
+        if not same:
+            changed.append(name)
+    return sorted(changed)
+
+
+@contextlib.contextmanager
+def rebound(ns: Mapping | None = None) -> Iterator[dict[str, object]]:
+    """Within: every reference of a loaded hw3 module (a global, or a value of a dict such as
+    `models.MODELS`) to a package object the notebook redefined points at the notebook's object.
+    Yields {name: notebook object}; everything is restored on exit."""
+    replacements = {}
+    for (module, name), obj in definitions(ns).items():
+        original = _package_object(module, name)
+        if original is not None and not hasattr(original, "prefix"):  # a store experiment stays the store's
+            replacements[id(original)] = (original, obj)
+    undo: list[tuple[dict, str, object]] = []
+    for module_name, module in list(sys.modules.items()):
+        if not (module_name == "hw3" or module_name.startswith("hw3.")) or module is None:
+            continue
+        for holder in [vars(module), *(v for v in vars(module).values() if isinstance(v, dict))]:
+            for key, value in list(holder.items()):
+                if id(value) in replacements and replacements[id(value)][0] is value:
+                    undo.append((holder, key, value))
+                    dict.__setitem__(holder, key, replacements[id(value)][1])
+    try:
+        yield {obj.__name__: obj for _, obj in replacements.values()}
+    finally:
+        for holder, key, value in reversed(undo):
+            dict.__setitem__(holder, key, value)
