@@ -68,10 +68,10 @@ def _where(run: Run) -> str:
 
 def history_agreement(stored: Run, again: dict) -> str:
     """One sentence: do the retrained epochs reproduce the stored run's first epochs?"""
-    epochs = len(again["history"]["lr"])
-    steps = len(again["history"]["step_loss"])
-    new, old = np.asarray(again["history"]["step_loss"]), stored.history.step_loss[:steps]
-    new_val = np.asarray(again["history"]["epochs"]["val"]["acc"]), stored.history("val", "acc")[:epochs]
+    fresh = Run.from_stored(stored.name, stored.config, again)  # the retrained output, read like a stored one
+    epochs, steps = fresh.history.n_epochs, len(fresh.history.step_loss)
+    new, old = fresh.history.step_loss, stored.history.step_loss[:steps]
+    new_val = fresh.history("val", "acc"), stored.history("val", "acc")[:epochs]
     if np.array_equal(new, old) and np.array_equal(*new_val):
         return (f"Retrained now: the {steps:,} step losses and the validation accuracy of the first {epochs} epoch(s) of "
                 f"{stored.name} are identical, bit for bit, to the stored ones.")
