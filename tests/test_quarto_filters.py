@@ -52,21 +52,27 @@ def test_typst_filter_lets_columns_fit_their_content():
     assert "columns: 5" in typ
 
 
-def _long_table_typst(with_header: bool) -> str:
-    rows = "\n".join(f"  [row {i}], [{i * 7}]," for i in range(90))
-    head = (FILTERS / "typst-header.typ").read_text() if with_header else ""
-    return (f'#set page(paper: "a4", numbering: "1")\n{head}\nSome text.\n\n'
+def _table_after_text_typst(with_header: bool, breakable: bool = True) -> str:
+    """A 30-row table (shorter than a page) after text that leaves it less than a page of room."""
+    rows = "\n".join(f"  [row {i}], [{i * 7}]," for i in range(30))
+    head = (FILTERS / "typst-header.typ").read_text() if with_header else \
+        f'#show figure.where(kind: "quarto-float-tbl"): set block(breakable: {"true" if breakable else "false"})\n'
+    filler = "\n\n".join(f"Paragraph {i} of some text before the table." for i in range(20))
+    return (f'#set page(paper: "a4", numbering: "1")\n{head}\n{filler}\n\n'
             f'#figure(table(columns: 2, table.header([name], [value]),\n{rows}\n), kind: "quarto-float-tbl", '
-            f'supplement: "Table", caption: [A long table.])\n')
+            f'supplement: "Table", caption: [A table.])\n')
 
 
-def test_long_table_runs_into_the_footer_unless_table_figures_break(tmp_path):
-    broken = ro.text_in_footer(typst_pdf(_long_table_typst(with_header=False), tmp_path))
-    assert broken, "the check must see a table that overprints the page number"
-    fixed = typst_pdf(_long_table_typst(with_header=True), tmp_path)
-    assert ro.text_in_footer(fixed) == []
-    text = ro.normalized("\n".join(ro.pdf_pages_text(fixed)))
-    assert "row 89 623" in text  # the last row is printed
+def _pages_with(pdf: Path, text: str) -> list[int]:
+    return [i for i, page in enumerate(ro.pdf_pages_text(pdf)) if text in ro.normalized(page)]
+
+
+def test_a_table_is_kept_whole_on_one_page(tmp_path):
+    split = typst_pdf(_table_after_text_typst(with_header=False, breakable=True), tmp_path)
+    assert _pages_with(split, "row 0 0") != _pages_with(split, "row 29 203"), "the check must see a split table"
+    whole = typst_pdf(_table_after_text_typst(with_header=True), tmp_path)
+    assert _pages_with(whole, "row 0 0") == _pages_with(whole, "row 29 203") != []
+    assert ro.text_in_footer(whole) == []
 
 
 # What Quarto 1.7 hands pandoc's ipynb writer for a `fig-` chunk and for a `tbl-` chunk whose
