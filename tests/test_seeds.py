@@ -189,3 +189,32 @@ def test_seed_curves_draw_the_mean_and_the_min_max_band():
     assert np.isclose(band.min(), expected.min()) and np.isclose(band.max(), expected.max())
     assert "min–max" in ax_acc.get_title()
     matplotlib.pyplot.close(fig)
+
+
+def test_permuted_seed_comparison_draws_each_groups_mean():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hw3.report import plots
+
+    offsets = (0.0, 0.02, 0.04)
+    group = lambda shift: [SimpleNamespace(history=_history(o + shift)) for o in offsets]
+    fig = plots.permuted_seed_comparison({"MLP": (group(0.0), group(-0.01)), "CNN": (group(0.05), group(-0.2))})
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 4 and len(fig.axes[0].collections) == 4
+    assert np.allclose(lines[3].get_ydata(), 100 * np.mean([_history(o - 0.2)("val", "acc") for o in offsets], 0))
+    matplotlib.pyplot.close(fig)
+
+
+def test_sharing_seed_table_reads_each_digit_from_the_shared_net_and_its_own_baseline():
+    def both(seed):
+        acc = {"left": 0.97 + 0.001 * seed, "right": 0.96 + 0.001 * seed}
+        return SimpleNamespace(on=lambda split: SimpleNamespace(acc=0.94, accuracy=lambda head: SimpleNamespace(value=acc[head])))
+
+    single = lambda acc: SimpleNamespace(on=lambda split: SimpleNamespace(acc=acc))
+    final = {"both": [both(s) for s in range(3)], "left": [single(a) for a in (0.98, 0.981, 0.982)],
+             "right": [single(a) for a in (0.975, 0.976, 0.977)]}
+    table = tables.sharing_seed_table(final).splitlines()
+    assert "97.10 ± 0.10" in table[2] and "98.10 ± 0.10" in table[2] and table[2].lstrip("| ").startswith("left")
+    assert "96.10 ± 0.10" in table[3] and "97.60 ± 0.10" in table[3]
+    assert "94.00 ± 0.00" in table[4]

@@ -243,3 +243,20 @@ def seed_curves(groups: Mapping[str, Sequence[Run]], title: str, smooth: int = 1
         ax.grid(alpha=0.3)
     fig.legend(*ax_step.get_legend_handles_labels(), loc="outside upper center", ncol=min(len(groups), 3), fontsize=9, title=title)
     return fig
+
+
+def permuted_seed_comparison(pairs: Mapping[str, tuple[Sequence[Run], Sequence[Run]]]) -> Figure:
+    """`permuted_comparison` over seeds: each model's validation accuracy per epoch on original (solid)
+    and permuted (dashed) pixels, the mean over its seeds with a min–max band."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
+    for label, (original, permuted) in pairs.items():
+        for group, ls, kind in ((original, "-", "original"), (permuted, "--", "permuted")):
+            acc = 100 * np.stack([r.history("val", "acc") for r in group])
+            _band(ax, np.arange(1, acc.shape[1] + 1), acc, MODEL_COLORS.get(label, "k"), ls=ls, marker=".",
+                  label=f"{label}, {kind} ({len(group)} seeds)")
+    ax.set(xlabel="epoch", ylabel="validation accuracy (%)",
+           title="SGD + Nesterov, original vs permuted pixels (mean over seeds, band: min–max)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _integer_epochs(ax)
+    return fig

@@ -218,3 +218,19 @@ def statistics_table(family: stats.SeedFamily) -> str:
              "p": stats.format_p(t.p_value), "p (Holm)": stats.format_p(t.p_holm), "verdict": t.verdict(family.alpha)}
             for t in family.tests]
     return markdown_table(pd.DataFrame(rows))
+
+
+def sharing_seed_table(final) -> str:
+    """Part 3's final runs (all 60,000 training canvases) over seeds: each digit's test accuracy from the
+    single-task networks against the shared two-head one, and both right (mean ± sd over seeds, points).
+
+    `final` maps a task ('both', 'left', 'right') to its runs, one per seed (`runs.multimnist_final_runs`).
+    """
+    shared = final["both"]
+    rows = [{"digit": task, "seeds": f"{len(final[task])} + {len(shared)}",
+             "single-task test": str(stats.seed_summary([r.on("test").acc for r in final[task]])),
+             "shared test": str(stats.seed_summary([r.on("test").accuracy(task).value for r in shared]))}
+            for task in final if task != "both"]
+    rows.append({"digit": "both right", "seeds": str(len(shared)), "single-task test": "-",
+                 "shared test": str(stats.seed_summary([r.on("test").acc for r in shared]))})
+    return markdown_table(pd.DataFrame(rows))
