@@ -218,3 +218,15 @@ def test_sharing_seed_table_reads_each_digit_from_the_shared_net_and_its_own_bas
     assert "97.10 ± 0.10" in table[2] and "98.10 ± 0.10" in table[2] and table[2].lstrip("| ").startswith("left")
     assert "96.10 ± 0.10" in table[3] and "97.60 ± 0.10" in table[3]
     assert "94.00 ± 0.00" in table[4]
+
+
+def test_means_rank_configurations_for_claims():
+    from hw3.report import claims
+
+    groups = _groups(_acc)
+    mlp = {c: g for c, g in groups.items() if c.model == "mlp" and not c.permuted}
+    val = compare.means(mlp)
+    assert set(val) == set(mlp) and val[fashion.MLP_NESTEROV] == pytest.approx(0.881)
+    assert claims.is_best(fashion.FashionConfig(model="mlp", **fashion.CONTROLS["momentum"]), val, names=runs.group_name)
+    check = claims.is_best(fashion.MLP_NESTEROV, val, names=runs.group_name)
+    assert not check and "MLP SGD+momentum(0.01, 0.9)" in check.detail

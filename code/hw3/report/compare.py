@@ -106,3 +106,9 @@ def multimnist_pairs(final: Mapping[str, Sequence[Run]]) -> list[tuple]:
 
 def multimnist_family(final: Mapping[str, Sequence[Run]], alpha: float = 0.05) -> stats.SeedFamily:
     return stats.seed_family("Part 3, test accuracy over seeds: the two digits, shared against single-task", multimnist_pairs(final), alpha)
+
+
+def means(groups: Mapping[fashion.FashionConfig, Sequence[Run]], split: str = "val") -> dict[fashion.FashionConfig, float]:
+    """Each configuration's final accuracy on `split`, averaged over its seeds: what a claim such as
+    `claims.is_best(fashion.MLP_NESTEROV, compare.means(mlp_groups), names=runs.group_name)` ranks."""
+    return {c: float(np.mean(_accs(g, split))) for c, g in groups.items()}
