@@ -213,7 +213,7 @@ def seed_curves(groups: Mapping[str, Sequence[Run]], title: str, smooth: int = 1
         mean_smoothed = np.nanmean(smoothed, 0)
         lowest = min(lowest, np.nanmin(mean_smoothed), np.nanmin(train_loss))
         if np.nanmax(mean_smoothed) > LOSS_CEILING:
-            clipped.append(f"{label}'s mean moving average peaks at {np.nanmax(mean_smoothed):.3g}")
+            clipped.append(label)
         _band(ax_step, np.arange(smoothed.shape[1]) + smooth, smoothed, color, lw=1, label=f"{label} ({len(group)} seeds)")
         ax_step.plot(epochs * steps_per_epoch, np.nanmean(val_loss, 0), color=color, ls="none", marker="o", ms=4)
         ax_loss.plot(epochs, np.nanmean(train_loss, 0), color=color, ls="--", lw=1)
@@ -226,11 +226,11 @@ def seed_curves(groups: Mapping[str, Sequence[Run]], title: str, smooth: int = 1
             ax_acc.plot(epochs, np.nanmean(accs["train"], 0), color=color, ls="--", lw=1)
             _band(ax_acc, epochs, accs["val"], color, lw=1.5, marker=".")
             learned_acc += [accs["train"].mean(0), accs["val"]]
-    note = f" ({'; '.join(clipped)}, off the scale)" if clipped else ""
+    note = f"; {', '.join(clipped)} clipped at {LOSS_CEILING:g}" if clipped else ""
     ax_step.set(xlabel="step (mini-batch)", ylabel="cross-entropy (log scale)", yscale="log", ylim=(0.8 * lowest, LOSS_CEILING),
-                title=f"training loss ({smooth}-step moving average) and validation loss (dots), mean over seeds{note}")
+                title=f"mean over seeds: training loss ({smooth}-step moving average), validation loss (dots){note}")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy (log scale)", yscale="log", ylim=(0.8 * lowest, LOSS_CEILING),
-                title="loss per epoch (dashed: train, solid: validation, band: min–max over seeds)")
+                title="loss per epoch (dashed: train; solid: val, band min–max)")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy per epoch, runs that learned (band: min–max)")
     if learned_acc:
         _fit(ax_acc, learned_acc)
@@ -255,7 +255,7 @@ def permuted_seed_comparison(pairs: Mapping[str, tuple[Sequence[Run], Sequence[R
             _band(ax, np.arange(1, acc.shape[1] + 1), acc, MODEL_COLORS.get(label, "k"), ls=ls, marker=".",
                   label=f"{label}, {kind} ({len(group)} seeds)")
     ax.set(xlabel="epoch", ylabel="validation accuracy (%)",
-           title="SGD + Nesterov, original vs permuted pixels (mean over seeds, band: min–max)")
+           title="SGD + Nesterov, original vs permuted (seed mean; band: min–max)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _integer_epochs(ax)
