@@ -230,3 +230,15 @@ def test_means_rank_configurations_for_claims():
     assert claims.is_best(fashion.FashionConfig(model="mlp", **fashion.CONTROLS["momentum"]), val, names=runs.group_name)
     check = claims.is_best(fashion.MLP_NESTEROV, val, names=runs.group_name)
     assert not check and "MLP SGD+momentum(0.01, 0.9)" in check.detail
+
+
+def test_row_references_come_from_the_family():
+    from hw3.report import prose
+
+    family = compare.part2_family(_groups(_acc))
+    mlp_rows = family.rows(lambda t: t.a.startswith("MLP ") and t.b.startswith("MLP "))
+    assert all(family.tests[i - 1].a.startswith("MLP") for i in mlp_rows) and len(mlp_rows) == 5
+    assert prose.row_span(mlp_rows) == "rows 1, 2, 3, 4 and 14"  # four optimiser questions, then original against permuted
+    assert prose.row_span([3, 1, 2]) == "rows 1–3" and prose.row_span([7]) == "row 7"
+    with pytest.raises(ValueError):
+        prose.row_span([])

@@ -259,6 +259,11 @@ class SeedFamily:
     def __len__(self) -> int:
         return len(self.tests)
 
+    def rows(self, where) -> list[int]:
+        """1-based rows of the family's table whose test satisfies `where(test)`: for prose such as
+        "rows 1–4 compare the MLP runs", derived from the family rather than typed."""
+        return [i for i, t in enumerate(self.tests, 1) if where(t)]
+
     def statement(self) -> str:
         """The sentence that states the family and its correction once."""
         return (f"{self.name}: {len(self.tests)} comparisons, each a two-sided Welch t-test on the per-seed values, "
