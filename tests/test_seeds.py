@@ -242,3 +242,16 @@ def test_row_references_come_from_the_family():
     assert prose.row_span([3, 1, 2]) == "rows 1–3" and prose.row_span([7]) == "row 7"
     with pytest.raises(ValueError):
         prose.row_span([])
+
+
+@pytest.mark.committed_cache
+def test_the_stored_mlp_groups_and_final_multimnist_runs_feed_the_families():
+    """On the committed results: every MLP configuration has its seeds, and both families build."""
+    mlp = runs.seed_groups([c for c in fashion.SEED_GROUPS if c.model == "mlp"])
+    assert all([r.config.seed for r in g] == list(fashion.SEEDS) for g in mlp.values())
+    family = compare.part2_family(mlp)
+    momentum = runs.group_name(fashion.FashionConfig(model="mlp", **fashion.CONTROLS["momentum"]))
+    assert family[(runs.group_name(fashion.MLP_NESTEROV), momentum)].summary_b.n == len(fashion.SEEDS)
+    final = runs.multimnist_final_runs()
+    assert all(r.history.n_epochs == r.config.epochs and set(r.evaluations) == {"test"} for g in final.values() for r in g)
+    assert len(compare.multimnist_family(final)) == 3
