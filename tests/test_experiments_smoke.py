@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import hw3.nn.data
-from hw3.experiments import bonus, fashion, gallery, multimnist, registry
+from hw3.experiments import bonus, fashion, gallery, multimnist, multimnist_final, registry
 from hw3.store.cached import RunSettings
 
 N_TRAIN, N_TEST, VAL = 160, 48, 48  # per dataset: 112 train / 48 val / 48 test
@@ -72,6 +72,8 @@ BONUS_FINAL = bonus.BonusFinalConfig(runs=(BONUS_BASE, BONUS_AUG), n_misclassifi
 MULTI = tuple(replace(c, epochs=1) for c in multimnist.SWEEP[:2])
 ANALYSIS = multimnist.AnalysisConfig(sweep=MULTI)
 SINGLE = replace(multimnist.SINGLE_TASK[1], epochs=1)  # the right digit
+FINAL_BOTH = multimnist_final.FinalConfig(task="both", epochs=1, sweep=MULTI)
+FINAL_LEFT = multimnist_final.FinalConfig(task="left", epochs=1, sweep=MULTI)
 
 
 def check_trained(result: dict, *, splits: tuple[str, ...], heads: int = 1, tta: bool = False) -> None:
@@ -157,6 +159,19 @@ def check_analysis(r: dict) -> None:
         assert all(0.0 <= v <= 1.0 for v in r[key].values()), f"{key} are shares"
 
 
+def check_final(result: dict, heads: int) -> None:
+    """A final MultiMNIST run: trained on every training canvas (train + held out), curves and metrics on test only."""
+    assert set(result["history"]["epochs"]) == {"train", "test"}, "no held-out split is left: the curves are on test"
+    assert set(result["final"]) == set(result["predictions"]) == set(result["labels"]) == {"test"}
+    assert result["train_size"] == N_TRAIN, "all the training canvases, the sweep's validation ones included"
+    assert result["lr"] in {c.lr for c in MULTI} and result["chosen"] in {multimnist.run_multimnist.name(c) for c in MULTI}
+    shape = (N_TEST,) if heads == 1 else (2, N_TEST)
+    assert result["predictions"]["test"].shape == result["labels"]["test"].shape == shape
+    key = "acc" if heads == 1 else "acc_all"
+    hits = result["predictions"]["test"] == result["labels"]["test"]
+    assert result["final"]["test"][key] == pytest.approx(float((hits if heads == 1 else hits.all(0)).mean()))
+
+
 CASES = [
     pytest.param(gallery.run_gallery, gallery.GALLERY, check_gallery, id="gallery"),
     pytest.param(gallery.run_data_check, gallery.DATA_CHECK, check_data_check, id="data-check"),
@@ -169,6 +184,8 @@ CASES = [
     pytest.param(multimnist.run_multimnist, MULTI[0], lambda r: check_trained(r, splits=("val", "test"), heads=2), id="multimnist"),
     pytest.param(multimnist.run_multimnist_analysis, ANALYSIS, check_analysis, id="multimnist-analysis"),
     pytest.param(multimnist.run_single_task, SINGLE, lambda r: check_trained(r, splits=("val", "test")), id="single-task"),
+    pytest.param(multimnist_final.run_final, FINAL_BOTH, lambda r: check_final(r, heads=2), id="multimnist-final-both"),
+    pytest.param(multimnist_final.run_final, FINAL_LEFT, lambda r: check_final(r, heads=1), id="multimnist-final-left"),
 ]
 
 

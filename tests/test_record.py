@@ -25,7 +25,7 @@ KEY_ACCESS = re.compile(r"""\[\s*["'](%s)["']\s*\]""" % "|".join(STORED_KEYS))
 
 
 def _trained_runs():
-    return [(exp, c) for exp, c in registry.all_experiments() if exp.prefix in ("fashion", "bonus", "multimnist", "multimnist-single")]
+    return [(exp, c) for exp, c in registry.all_experiments() if exp.prefix in ("fashion", "bonus", "multimnist", "multimnist-single", "multimnist-final")]
 
 
 @pytest.mark.committed_cache

@@ -400,7 +400,8 @@ def test_an_undeclared_table_lookup_is_refused(toy_inprocess, private_cache, mon
 
 def test_real_mlp_only_optimiser_touches_one_module_and_stales_no_existing_entry(tmp_path):
     """Issue 21's walkthrough (docs/adding-an-optimiser.md), on a copy of the package: RMSprop for the
-    MLP alone is an edit of hw3/experiments/fashion.py only, and adds exactly one run."""
+    MLP alone is an edit of hw3/experiments/fashion.py only, and adds exactly its seed group: one MLP
+    run per seed of fashion.SEEDS (issue 28), and no CNN run."""
     copy = tmp_path / "code"
     shutil.copytree(CODE / "hw3", copy / "hw3", ignore=shutil.ignore_patterns("__pycache__"))
     path = copy / "hw3" / "experiments" / "fashion.py"
@@ -412,8 +413,11 @@ def test_real_mlp_only_optimiser_touches_one_module_and_stales_no_existing_entry
     edited = real_fingerprints(copy)
     from hw3.experiments import registry
 
+    from hw3.experiments import fashion
+
     new = set(edited) - set(registry.by_name())
-    assert new == {"fashion-mlp-rmsprop-lr0.001"}, f"one new MLP run and no CNN run: {new}"
+    seeds = {"fashion-mlp-rmsprop-lr0.001" + (f"-seed{s}" if s else "") for s in fashion.SEEDS}
+    assert len(seeds) == 3 and new == seeds, f"one new MLP run per seed and no CNN run: {new}"
     changed = [exp.name(cfg) for exp, cfg in registry.all_experiments() if list(exp.code_fingerprint(cfg)) != edited[exp.name(cfg)]]
     assert changed == [], f"a new optimiser must leave every existing run current: {changed}"
     label = subprocess.run([sys.executable, "-c", "from hw3.experiments import fashion; "

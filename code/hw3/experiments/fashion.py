@@ -106,6 +106,27 @@ MLP_NESTEROV_SEEDS = tuple(replace(MLP_NESTEROV, seed=s) for s in SEEDS)
 MLP_PERMUTED_SEEDS = tuple(replace(MLP_PERMUTED, seed=s) for s in SEEDS)
 MLP_SEEDS = MLP_NESTEROV_SEEDS[1:] + MLP_PERMUTED_SEEDS[1:]  # the seed-0 runs are in MLP_RUNS and PERMUTED
 
+# The two controls the report needs to read the homework's four: momentum without Nesterov's look-ahead
+# (is it the look-ahead or the momentum?), and Adam at its usual learning rate (is 0.01 too large?).
+CONTROLS = {
+    "momentum": dict(optimizer="sgd", lr=0.01, momentum=0.9),
+    "adam-lr0.001": dict(optimizer="adam", lr=0.001),
+}
+
+
+def with_seeds(config: FashionConfig) -> tuple[FashionConfig, ...]:
+    """`config` trained from each seed of `SEEDS`, seed 0 first (a seed group: one configuration)."""
+    return tuple(replace(config, seed=s) for s in SEEDS)
+
+
+# Every Part 2 configuration from every seed of SEEDS, one group per configuration, keyed by its
+# seed-0 config: each model with its own optimisers and the controls, on original pixels, and the
+# permuted runs of 2.5. A new optimiser in a model's list gets its seeds here by itself.
+MLP_CONFIGS = tuple(FashionConfig(model="mlp", **opt) for opt in (*MLP_OPTIMIZERS.values(), *CONTROLS.values()))
+CNN_CONFIGS = tuple(FashionConfig(model="cnn", **opt) for opt in (*CNN_OPTIMIZERS.values(), *CONTROLS.values()))
+SEED_GROUPS = {c: tuple(replace(c, seed=s) for s in SEEDS) for c in MLP_CONFIGS + CNN_CONFIGS + PERMUTED}
+SEEDED = tuple(c for group in SEED_GROUPS.values() for c in group)
+
 # The two runs that diverge (Adam with lr = 1), whose ReLU units are counted below.
 DIVERGED = (FashionConfig(model="mlp", **OPTIMIZERS["adam-lr1"]), FashionConfig(model="cnn", **OPTIMIZERS["adam-lr1"]))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from hw3.experiments import bonus, fashion, gallery, multimnist
+from hw3.experiments import bonus, fashion, gallery, multimnist, multimnist_final
 from hw3.store.cached import Experiment
 
 Run = tuple[Experiment, Any]
@@ -14,13 +14,16 @@ Run = tuple[Experiment, Any]
 def all_experiments() -> list[Run]:
     """In the report's order; `hw3.compute.runner` schedules them by their dependencies."""
     runs: list[Run] = [(gallery.run_gallery, gallery.GALLERY), (gallery.run_data_check, gallery.DATA_CHECK)]
-    runs += [(fashion.run_fashion, c) for c in fashion.FASHION + fashion.PERMUTED + fashion.MLP_SEEDS]
+    listed = fashion.FASHION + fashion.PERMUTED + fashion.MLP_SEEDS
+    runs += [(fashion.run_fashion, c) for c in listed]
+    runs += [(fashion.run_fashion, c) for c in fashion.SEEDED if c not in listed]  # the other seeds, and the controls
     runs += [(fashion.run_dead_units, fashion.DEAD_UNITS)]
     runs += [(bonus.run_bonus, c) for c in bonus.RUNS]
     runs += [(bonus.run_bonus_final, bonus.FINAL)]
     runs += [(multimnist.run_multimnist, c) for c in multimnist.SWEEP]
     runs += [(multimnist.run_multimnist_analysis, multimnist.ANALYSIS)]
     runs += [(multimnist.run_single_task, c) for c in multimnist.SINGLE_TASK]
+    runs += [(multimnist_final.run_final, c) for c in multimnist_final.FINAL]
     return runs
 
 

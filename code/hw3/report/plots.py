@@ -178,3 +178,85 @@ def permuted_comparison(pairs: Mapping[str, tuple[Run, Run]]) -> Figure:
     ax.legend(fontsize=8)
     _integer_epochs(ax)
     return fig
+
+
+def _band(ax, x, runs_values: np.ndarray, color, **line) -> None:
+    """The mean over seeds (rows) as a line, and the min–max over seeds as a shaded band."""
+    values = np.asarray(runs_values, dtype=float)
+    ax.fill_between(x, np.nanmin(values, 0), np.nanmax(values, 0), color=color, alpha=0.2, lw=0)
+    ax.plot(x, np.nanmean(values, 0), color=color, **line)
+
+
+def seed_curves(groups: Mapping[str, Sequence[Run]], title: str, smooth: int = 100) -> Figure:
+    """`learning_curves` over seeds: each line is the mean over a configuration's seeds, and the band
+    around it spans the lowest to the highest seed (min–max, not a confidence interval).
+
+    `groups` maps a label (the optimiser) to its runs, one per seed (`runs.seed_groups`); colours
+    follow its order, as in `learning_curves`. Top: the training loss per step (`smooth`-step moving
+    average, then averaged over seeds) and the validation loss per epoch (dots, mean over seeds).
+    Bottom: loss and accuracy per epoch, train dashed, validation solid with its band. Configurations
+    whose mean final validation accuracy is near chance are drawn only in the 0–100% inset.
+    """
+    fig = plt.figure(figsize=(11, 6.4), layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=(1, 1))
+    ax_step = fig.add_subplot(grid[0, :])
+    ax_loss, ax_acc = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    inset = ax_acc.inset_axes([0.58, 0.08, 0.4, 0.4])
+    learned_acc, lowest, clipped = [], np.inf, []
+    for color, (label, group) in zip(itertools.cycle(OPTIMIZER_COLORS), groups.items()):
+        histories = [r.history for r in group]
+        smoothed = np.stack([_smooth(np.asarray(h.step_loss, dtype=float), smooth) for h in histories])
+        val_loss = np.stack([h("val", "loss") for h in histories])
+        train_loss = np.stack([h("train", "loss") for h in histories])
+        epochs = np.arange(1, val_loss.shape[1] + 1)
+        steps_per_epoch = len(histories[0].step_loss) // len(epochs)
+        mean_smoothed = np.nanmean(smoothed, 0)
+        lowest = min(lowest, np.nanmin(mean_smoothed), np.nanmin(train_loss))
+        if np.nanmax(mean_smoothed) > LOSS_CEILING:
+            clipped.append(label)
+        _band(ax_step, np.arange(smoothed.shape[1]) + smooth, smoothed, color, lw=1, label=f"{label} ({len(group)} seeds)")
+        ax_step.plot(epochs * steps_per_epoch, np.nanmean(val_loss, 0), color=color, ls="none", marker="o", ms=4)
+        ax_loss.plot(epochs, np.nanmean(train_loss, 0), color=color, ls="--", lw=1)
+        _band(ax_loss, epochs, val_loss, color, lw=1.5, marker=".")
+        accs = {split: 100 * np.stack([h(split, "acc") for h in histories]) for split in ("train", "val")}
+        for split, ls in (("train", "--"), ("val", "-")):
+            inset.plot(epochs, np.nanmean(accs[split], 0), color=color, ls=ls, lw=1)
+        diverged = float(np.mean([h.last("val", "acc") for h in histories])) < 0.2
+        if not diverged:
+            ax_acc.plot(epochs, np.nanmean(accs["train"], 0), color=color, ls="--", lw=1)
+            _band(ax_acc, epochs, accs["val"], color, lw=1.5, marker=".")
+            learned_acc += [accs["train"].mean(0), accs["val"]]
+    note = f"; {', '.join(clipped)} clipped at {LOSS_CEILING:g}" if clipped else ""
+    ax_step.set(xlabel="step (mini-batch)", ylabel="cross-entropy (log scale)", yscale="log", ylim=(0.8 * lowest, LOSS_CEILING),
+                title=f"mean over seeds: training loss ({smooth}-step moving average), validation loss (dots){note}")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy (log scale)", yscale="log", ylim=(0.8 * lowest, LOSS_CEILING),
+                title="loss per epoch (dashed: train; solid: val, band min–max)")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy per epoch, runs that learned (band: min–max)")
+    if learned_acc:
+        _fit(ax_acc, learned_acc)
+    inset.set(ylim=(0, 100), title="all runs, 0–100%", xticks=[], yticks=[0, 50, 100])
+    inset.title.set_fontsize(9)
+    inset.tick_params(labelsize=8)
+    _integer_epochs(ax_loss, ax_acc)
+    _plain_log_ticks(ax_step, ax_loss)
+    for ax in (ax_step, ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+    fig.legend(*ax_step.get_legend_handles_labels(), loc="outside upper center", ncol=min(len(groups), 3), fontsize=9, title=title)
+    return fig
+
+
+def permuted_seed_comparison(pairs: Mapping[str, tuple[Sequence[Run], Sequence[Run]]]) -> Figure:
+    """`permuted_comparison` over seeds: each model's validation accuracy per epoch on original (solid)
+    and permuted (dashed) pixels, the mean over its seeds with a min–max band."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
+    for label, (original, permuted) in pairs.items():
+        for group, ls, kind in ((original, "-", "original"), (permuted, "--", "permuted")):
+            acc = 100 * np.stack([r.history("val", "acc") for r in group])
+            _band(ax, np.arange(1, acc.shape[1] + 1), acc, MODEL_COLORS.get(label, "k"), ls=ls, marker=".",
+                  label=f"{label}, {kind} ({len(group)} seeds)")
+    ax.set(xlabel="epoch", ylabel="validation accuracy (%)",
+           title="SGD + Nesterov, original vs permuted (seed mean; band: min–max)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _integer_epochs(ax)
+    return fig

@@ -43,3 +43,15 @@ def count_word(n: int) -> str:
     """3 → 'three' (for counts the prose spells out), 12 → '12'."""
     words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
     return words[n] if 0 <= n < len(words) else str(n)
+
+
+def row_span(rows: list[int]) -> str:
+    """[1, 2, 3] → 'rows 1–3', [5] → 'row 5', [1, 2, 5] → 'rows 1, 2 and 5': table rows for a sentence."""
+    rows = sorted(rows)
+    if not rows:
+        raise ValueError("no rows to name")
+    if len(rows) == 1:
+        return f"row {rows[0]}"
+    if rows == list(range(rows[0], rows[-1] + 1)):
+        return f"rows {rows[0]}–{rows[-1]}"
+    return "rows " + ", ".join(map(str, rows[:-1])) + f" and {rows[-1]}"

@@ -150,3 +150,138 @@ def welch_p(a, b) -> float:
 def class_accuracy(confusion: np.ndarray) -> np.ndarray:
     """Per-class recall from a confusion matrix (rows: true class)."""
     return np.diag(confusion) / confusion.sum(1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Recipes over seeds: a configuration trained from several seeds is summarised by the mean of its
+# final accuracies, and two configurations are compared by Welch's t-test on those per-seed values,
+# with Holm's correction over the family of comparisons that one table shows.
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """One configuration's final accuracy over its seeds: mean, sample sd and a t interval of the mean."""
+
+    values: tuple[float, ...]  # one per seed, in the seed order of the run list
+    level: float = 0.95
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def sd(self) -> float:
+        return float(np.std(self.values, ddof=1)) if self.n > 1 else float("nan")
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """Student-t interval of the mean at `level` (n - 1 degrees of freedom); NaN for one seed."""
+        if self.n < 2:
+            return float("nan"), float("nan")
+        from scipy.special import stdtrit
+
+        half = float(stdtrit(self.n - 1, (1 + self.level) / 2)) * self.sd / sqrt(self.n)
+        return self.mean - half, self.mean + half
+
+    def __str__(self) -> str:
+        """'88.64 ± 0.12': mean ± sd in percentage points (sd over seeds)."""
+        return f"{100 * self.mean:.2f} ± {100 * self.sd:.2f}" if self.n > 1 else f"{100 * self.mean:.2f}"
+
+
+def seed_summary(values, level: float = 0.95) -> SeedSummary:
+    values = tuple(float(v) for v in values)
+    if not values:
+        raise ValueError("a seed summary needs at least one value")
+    return SeedSummary(values, level)
+
+
+def holm(p_values) -> list[float]:
+    """Holm's step-down adjusted p-values (as statsmodels' `multipletests(method="holm")`), in the given order.
+
+    Sorted ascending, the i-th smallest (0-based) is multiplied by (m - i), capped at 1, and made
+    non-decreasing; an adjusted p below alpha rejects at family-wise error rate alpha.
+    """
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+@dataclass(frozen=True)
+class SeedTest:
+    """One comparison of two configurations over their seeds, within a family corrected by Holm."""
+
+    a: str
+    b: str
+    summary_a: SeedSummary
+    summary_b: SeedSummary
+    p_value: float  # Welch's t-test, two-sided, uncorrected
+    p_holm: float  # adjusted over the family
+
+    @property
+    def difference(self) -> float:
+        """Mean of A minus mean of B (a fraction; ×100 for points)."""
+        return self.summary_a.mean - self.summary_b.mean
+
+    def significant(self, alpha: float = 0.05) -> bool:
+        return self.p_holm < alpha
+
+    def verdict(self, alpha: float = 0.05) -> str:
+        if not self.significant(alpha):
+            return "within seed noise"
+        return f"{self.a if self.difference > 0 else self.b} better"
+
+
+@dataclass(frozen=True)
+class SeedFamily:
+    """A family of seed-level comparisons, Holm-corrected together: what one statistics table shows."""
+
+    name: str  # what the family is, for the caption: "Part 2: optimisers, models and permutation, test accuracy"
+    tests: tuple[SeedTest, ...]
+    alpha: float = 0.05
+
+    def __getitem__(self, pair: tuple[str, str]) -> SeedTest:
+        """The test of (a, b), by the names it was built with."""
+        for t in self.tests:
+            if (t.a, t.b) == pair:
+                return t
+        raise KeyError(f"no comparison {pair[0]!r} against {pair[1]!r} in the family {self.name!r}")
+
+    def __len__(self) -> int:
+        return len(self.tests)
+
+    def rows(self, where) -> list[int]:
+        """1-based rows of the family's table whose test satisfies `where(test)`: for prose such as
+        "rows 1–4 compare the MLP runs", derived from the family rather than typed."""
+        return [i for i, t in enumerate(self.tests, 1) if where(t)]
+
+    def statement(self) -> str:
+        """The sentence that states the family and its correction once."""
+        return (f"{self.name}: {len(self.tests)} comparisons, each a two-sided Welch t-test on the per-seed values, "
+                f"with Holm's correction over all {len(self.tests)} (family-wise error rate {self.alpha:g})")
+
+
+def seed_family(name: str, pairs, alpha: float = 0.05) -> SeedFamily:
+    """Welch's t-test of each (name A, per-seed values A, name B, per-seed values B), Holm-corrected over all of them."""
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("a family needs at least one comparison")
+    names = [(a, b) for a, _, b, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError("a comparison appears twice in the family")
+    short = [n for a, va, b, vb in pairs for n, v in ((a, va), (b, vb)) if len(v) < 2]
+    if short:
+        raise ValueError(f"a seed-level test needs at least two seeds per side; {', '.join(sorted(set(short)))} has fewer")
+    raw = [welch_p(va, vb) for _, va, _, vb in pairs]
+    adjusted = holm(raw)
+    tests = tuple(SeedTest(a, b, seed_summary(va), seed_summary(vb), p, q) for (a, va, b, vb), p, q in zip(pairs, raw, adjusted))
+    return SeedFamily(name, tests, alpha)

@@ -188,3 +188,49 @@ def sharing_table(multi: Run, single: dict[str, Run]) -> str:
              "single-task test": pct(r.on("test").acc, 2), "shared test": pct(multi.on("test").accuracy(task).value, 2)}
             for task, r in single.items()]
     return markdown_table(pd.DataFrame(rows))
+
+
+# ----------------------------------------------------------------------------------------------
+# Over seeds
+
+
+def seed_summary_table(groups, label=None) -> str:
+    """One row per configuration trained from several seeds: final validation and test accuracy as
+    mean ± sd over its seeds (percentage points), and the test mean's 95% t interval.
+
+    `groups` maps a row name to the configuration's runs, one per seed (`runs.seed_groups`).
+    """
+    rows = []
+    for name, group in groups.items():
+        val = stats.seed_summary([r.on("val").acc for r in group])
+        test = stats.seed_summary([r.on("test").acc for r in group])
+        low, high = test.interval
+        rows.append({"configuration": name, "seeds": str(test.n), "val acc (mean ± sd)": str(val),
+                     "test acc (mean ± sd)": str(test), "test mean, 95% t interval": f"{100 * low:.2f}–{100 * high:.2f}"})
+    return markdown_table(pd.DataFrame(rows))
+
+
+def statistics_table(family: stats.SeedFamily) -> str:
+    """The family's comparisons in one table: each side's mean ± sd over seeds, A − B in points,
+    Welch's p, Holm's adjusted p and the verdict at the family's alpha (state `family.statement()` once)."""
+    rows = [{"A": t.a, "B": t.b, "A (mean ± sd)": str(t.summary_a), "B (mean ± sd)": str(t.summary_b),
+             "A − B (points)": f"{100 * t.difference:+.2f}", "seeds": f"{t.summary_a.n} + {t.summary_b.n}",
+             "p": stats.format_p(t.p_value), "p (Holm)": stats.format_p(t.p_holm), "verdict": t.verdict(family.alpha)}
+            for t in family.tests]
+    return markdown_table(pd.DataFrame(rows))
+
+
+def sharing_seed_table(final) -> str:
+    """Part 3's final runs (all 60,000 training canvases) over seeds: each digit's test accuracy from the
+    single-task networks against the shared two-head one, and both right (mean ± sd over seeds, points).
+
+    `final` maps a task ('both', 'left', 'right') to its runs, one per seed (`runs.multimnist_final_runs`).
+    """
+    shared = final["both"]
+    rows = [{"digit": task, "seeds": f"{len(final[task])} + {len(shared)}",
+             "single-task test": str(stats.seed_summary([r.on("test").acc for r in final[task]])),
+             "shared test": str(stats.seed_summary([r.on("test").accuracy(task).value for r in shared]))}
+            for task in final if task != "both"]
+    rows.append({"digit": "both right", "seeds": str(len(shared)), "single-task test": "-",
+                 "shared test": str(stats.seed_summary([r.on("test").acc for r in shared]))})
+    return markdown_table(pd.DataFrame(rows))
