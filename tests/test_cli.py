@@ -242,14 +242,14 @@ def _run(val: float, tta: float | None, seconds: float, params: int, epochs: int
     return record.Run("run", config, history, evaluations, {}, record.Meta(seconds, "cpu", params))
 
 
-def test_bonus_table_shows_seeds_spread_and_time():
-    baseline = _run(0.9, None, 60.0, 29066, epochs=20)
+def test_bonus_table_shows_seeds_and_spread_and_no_wall_time():
+    baseline = [_run(0.9, None, 60.0, 29066, epochs=20)]
     steps = {"a": [_run(0.91, 0.92, 120.0, 1234)], "b": [_run(0.93, 0.94, 600.0, 1234), _run(0.95, 0.96, 720.0, 1234)]}
     lines = tables.bonus_table(steps, baseline).splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     cells = [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
     assert [c["step"] for c in cells] == ["Part 2 CNN", "a", "b"]
     assert cells[0]["epochs"] == "20" and cells[0]["params"] == "29,066" and cells[0]["val acc, flip avg."] == "-"
-    assert cells[1]["val acc"] == "91.00%" and cells[1]["min/run"] == "2.0"
+    assert cells[1]["val acc"] == "91.00%"
     assert cells[2]["seeds"] == "2" and cells[2]["val acc"] == "94.00% ± 1.41" and cells[2]["val acc, flip avg."] == "95.00% ± 1.41"
-    assert cells[2]["min/run"] == "11.0"
+    assert "min/run" not in header  # wall times measured under different machine load are not compared

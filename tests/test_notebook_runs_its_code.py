@@ -80,12 +80,12 @@ def _cell_defining(nb: dict, name: str) -> int:
     return next(i for i, c in enumerate(nb["cells"]) if _is_listing(c) and name in _defined(_source(c)))
 
 
-def _inject(source: str, name: str, statement: str) -> str:
-    """`source` with `statement` as the first line of `name`'s body (of its `__call__` for a class)."""
+def _inject(source: str, name: str, statement: str, method: str = "__call__") -> str:
+    """`source` with `statement` as the first line of `name`'s body (of its `method` for a class)."""
     tree = ast.parse(source)
     node = next(n for n in tree.body if getattr(n, "name", None) == name)
     if isinstance(node, ast.ClassDef):
-        node = next(n for n in node.body if getattr(n, "name", None) == "__call__")
+        node = next(n for n in node.body if getattr(n, "name", None) == method)
     first = node.body[0]
     lines = source.splitlines()
     indent = " " * first.col_offset
@@ -143,14 +143,23 @@ def test_an_error_injected_into_a_listing_cell_stops_the_notebook_there(rendered
     assert f"injected into {name}" in str(error)
 
 
-def test_an_edited_listing_makes_the_stored_result_cells_say_so(rendered):  # noqa: F811
+@pytest.mark.parametrize("name, method", [("fit", None), ("Objective", "__call__"), ("evaluate", None)])
+def test_an_edited_listing_makes_the_stored_result_cells_say_so(rendered, name, method):  # noqa: F811
+    """A function, a class and a decorated function: each edit is named beside the stored results."""
     nb = _truncated(_copy(rendered.nb), "fig-mlp-curves")
-    at = _cell_defining(nb, "fit")
-    nb["cells"][at]["source"] = _inject(_source(nb["cells"][at]), "fit", "epochs = epochs  # a reader's edit")
+    at = _cell_defining(nb, name)
+    nb["cells"][at]["source"] = _inject(_source(nb["cells"][at]), name, "pass  # a reader's edit", method or "__call__")
     executed, error = _execute(nb, rendered.out)
     assert error is None, error
     text = "".join(o.get("text", "") for o in executed.cells[-1].get("outputs", []) if o.get("output_type") == "stream")
-    assert "`fit`" in text and "RETRAIN" in text, text
+    assert f"`{name}`" in text and "RETRAIN" in text, text
+
+
+def test_an_unedited_notebook_says_nothing_about_edits(rendered):  # noqa: F811
+    executed, error = _execute(_truncated(_copy(rendered.nb), "fig-mlp-curves"), rendered.out)
+    assert error is None, error
+    text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    assert "differ(s) from it" not in text and "MISMATCH" not in text and "Retrained now" in text
 
 
 def _small_data(folder: Path) -> Path:
@@ -179,19 +188,22 @@ def test_retrain_trains_with_the_notebooks_own_cells(rendered, tmp_path):  # noq
     nb["cells"][setup]["source"] = _source(nb["cells"][setup]).replace("RETRAIN = False", "RETRAIN = True", 1)
     assert "RETRAIN = True" in _source(nb["cells"][setup])
     spy = ("import sys, hw3.nn.train, hw3.experiments.skeleton\n"
-           "FIT_CALLS, PACKAGE_CALLS = [], []\n"
+           "FIT_CALLS, PACKAGE_CALLS, CNN_BUILT = [], [], []\n"
            "_codes = {hw3.nn.train.fit.__code__, hw3.experiments.skeleton.train_and_record.__code__}\n"
            "sys.setprofile(lambda frame, event, arg: PACKAGE_CALLS.append(frame.f_code.co_name) "
            "if event == 'call' and frame.f_code in _codes else None)")
     nb["cells"].insert(setup + 1, {"cell_type": "code", "id": "spy", "metadata": {}, "outputs": [], "execution_count": None, "source": spy})
     at = _cell_defining(nb, "fit")
     nb["cells"][at]["source"] = _inject(_source(nb["cells"][at]), "fit", "FIT_CALLS.append(1)")
+    at = _cell_defining(nb, "CNN")
+    nb["cells"][at]["source"] = _inject(_source(nb["cells"][at]), "CNN", "CNN_BUILT.append(1)", "__init__")
     nb["cells"].append({"cell_type": "code", "id": "report", "metadata": {}, "outputs": [], "execution_count": None,
-                        "source": "sys.setprofile(None)\nprint(len(FIT_CALLS), len(PACKAGE_CALLS))"})
+                        "source": "sys.setprofile(None)\nprint(len(FIT_CALLS), len(PACKAGE_CALLS), len(CNN_BUILT))"})
     executed, error = _execute(nb, rendered.out, {"HW3_RETRAIN_EPOCHS": "1", "HW3_DATA_DIR": str(_small_data(tmp_path / "data"))})
     assert error is None, error
-    fit_calls, package_calls = map(int, "".join(executed.cells[-1]["outputs"][0]["text"]).split())
+    fit_calls, package_calls, cnn_built = map(int, "".join(executed.cells[-1]["outputs"][0]["text"]).split())
     assert package_calls == 0
+    assert cnn_built >= 4, cnn_built  # the CNN runs trained the notebook's CNN class (a class, found by its cell)
     assert fit_calls >= 8, fit_calls  # the four MLP and four CNN runs, at least
     log = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "stream")
     assert "RETRAIN is on" in log and "computing fashion-cnn-adam-lr0.01" in log

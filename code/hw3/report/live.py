@@ -60,6 +60,11 @@ def threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+# The largest first difference of a step loss that rounding explains: float32 losses of order 1 differ in
+# their last bits (about 1e-7) when only the order of a sum changes; an edit of the code moves them by far more.
+ROUNDING = 1e-5
+
+
 def _where(run: Run) -> str:
     meta = registry.experiment_of(run.config).read_meta(run.config) or {}
     cpu = str(meta.get("machine", {}).get("cpu", "an unrecorded CPU")).encode("ascii", "replace").decode()[:80]
@@ -77,9 +82,14 @@ def history_agreement(stored: Run, again: dict) -> str:
                 f"{stored.name} are identical, bit for bit, to the stored ones.")
     gaps = np.abs(new - old)
     first = int(np.argmax(gaps > 0))
+    if gaps[first] > ROUNDING:
+        return (f"MISMATCH: retrained now, the first {epochs} epoch(s) of {stored.name} differ from the stored ones from "
+                f"step {first + 1} on, by {gaps[first]:.2g} at once: far more than rounding ({ROUNDING:g}), so the code that "
+                "ran here is not the code that computed the stored run (an edited cell?). The stored results below are "
+                "the package's; set RETRAIN = True to compute them with this notebook's code.")
     return (f"Retrained now, the first {epochs} epoch(s) of {stored.name}: the first {first} step losses are identical "
-            f"to the stored ones; step {first + 1} differs by {gaps[first]:.1e}, a rounding difference, and such "
-            f"differences grow as training goes on, to at most {gaps.max():.1e} by the end of the epoch (validation "
+            f"to the stored ones; step {first + 1} differs by {gaps[first]:.1e}, a rounding difference (below {ROUNDING:g}), "
+            f"and such differences grow as training goes on, to at most {gaps.max():.1e} by the end of the epoch (validation "
             f"accuracy {100 * new_val[0][-1]:.2f}% now, {100 * new_val[1][-1]:.2f}% stored). This machine is "
             f"{fingerprint.cpu_model()}; the stored run used {_where(stored)}. The order in which float sums are rounded "
             "depends on the CPU's vector units and on the thread count; on the same CPU with the same thread count the "
@@ -91,5 +101,9 @@ def evaluation_agreement(name: str, stored: Evaluation, predicted: np.ndarray) -
     same = int((np.asarray(predicted) == stored.predicted).all(axis=0).sum()) if np.ndim(predicted) > 1 \
         else int((np.asarray(predicted) == stored.predicted).sum())
     n = stored.predicted.shape[-1]
+    if n - same > max(3, n // 2000):  # rounding flips only images within a few ulps of a tie between two classes
+        return (f"MISMATCH: evaluated now with the stored weights of {name}, {n - same:,} of the {n:,} predictions differ "
+                "from the stored ones: more than rounding near a tie explains, so the code or data used here is not what "
+                "computed them (an edited cell?).")
     verdict = f"all {n:,}" if same == n else f"{same:,} of the {n:,} ({n - same} differ, by rounding near a tie)"
     return f"Evaluated now with the stored weights of {name}: the predictions match the stored ones on {verdict} images."

@@ -22,7 +22,6 @@ import ast
 import contextlib
 import importlib
 import inspect
-import linecache
 import re
 import sys
 import textwrap
@@ -33,27 +32,49 @@ from hw3.report import listing
 _MARKER = re.compile(r"^# from code/(hw3(?:/\w+)+)\.py\s*$")
 
 
-def _cell_module(obj) -> str | None:
-    """'hw3.nn.train' when `obj` was defined in a notebook cell whose first line is a listing marker."""
-    if getattr(obj, "__module__", None) != "__main__" or not (inspect.isfunction(obj) or inspect.isclass(obj)):
-        return None
-    try:
-        lines = linecache.getlines(inspect.getsourcefile(obj) or "")
-    except (TypeError, OSError):
-        return None
-    match = _MARKER.match(lines[0]) if lines else None
-    return match.group(1).replace("/", ".") if match else None
+def _listing_cells(ns: Mapping) -> dict[str, tuple[str, str]]:
+    """name → (package module, its source as the notebook last ran it), from the cells run so far.
+
+    Read from IPython's input history (`_ih`), in execution order, so a cell run again after an edit
+    counts with its new text; classes and decorated functions are found like plain functions."""
+    found: dict[str, tuple[str, str]] = {}
+    for cell in ns.get("_ih", []) or []:
+        match = _MARKER.match(cell.splitlines()[0]) if cell.strip() else None
+        if not match:
+            continue
+        try:
+            tree = ast.parse(cell)
+        except SyntaxError:
+            continue
+        module = match.group(1).replace("/", ".")
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                first = min([node.lineno, *(d.lineno for d in node.decorator_list)])  # decorators included
+                found[node.name] = (module, "\n".join(cell.splitlines()[first - 1:node.end_lineno]))
+            elif isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        found[target.id] = (module, ast.get_source_segment(cell, node))
+    return found
+
+
+def _from_notebook(obj) -> bool:
+    """Defined by the notebook (not an object imported from the package)."""
+    if isinstance(obj, dict):  # a dispatch table: built in the notebook if any value is
+        return any(_from_notebook(v) for v in obj.values())
+    return getattr(inspect.unwrap(obj) if callable(obj) else obj, "__module__", None) == "__main__"
+
+
+def _main() -> Mapping:
+    return vars(sys.modules["__main__"])
 
 
 def definitions(ns: Mapping | None = None) -> dict[tuple[str, str], object]:
-    """(package module, name) → the notebook's object, for every definition made by a listing cell."""
-    ns = vars(sys.modules["__main__"]) if ns is None else ns
-    found = {}
-    for name, obj in list(ns.items()):
-        module = _cell_module(obj)
-        if module and getattr(obj, "__name__", None) == name:
-            found[(module, name)] = obj
-    return found
+    """(package module, name) → the notebook's object, for every definition made by a listing cell
+    and still bound to that name."""
+    ns = _main() if ns is None else ns
+    return {(module, name): ns[name] for name, (module, _) in _listing_cells(ns).items()
+            if name in ns and _from_notebook(ns[name])}
 
 
 def _tree(source: str) -> str:
@@ -69,12 +90,15 @@ def _package_object(module: str, name: str):
 
 def edited(ns: Mapping | None = None) -> list[str]:
     """Names whose notebook code differs from the package code that computed the stored results."""
-    changed = []
-    for (module, name), obj in definitions(ns).items():
+    ns = _main() if ns is None else ns
+    cells, changed = _listing_cells(ns), []
+    for (module, name) in definitions(ns):
         original = _package_object(module, name)
         try:
-            same = original is not None and _tree(inspect.getsource(obj)) == _tree(listing.source_of(getattr(original, "__wrapped__", original)))
-        except (OSError, TypeError, SyntaxError):
+            shown = listing.source_of(listing.Assignment(importlib.import_module(module), name)
+                                      if isinstance(original, dict) else getattr(original, "__wrapped__", original))
+            same = original is not None and _tree(cells[name][1]) == _tree(shown)
+        except (OSError, TypeError, SyntaxError, ValueError):
             same = False
         if not same:
             changed.append(name)
