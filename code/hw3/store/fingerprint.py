@@ -744,6 +744,18 @@ def counted_if_run(func):
     return func
 
 
+# 'module:name' of functions to treat as `counted_if_run` although undecorated: set by tools/migrate_store.py
+# when it fingerprints an older commit's code with the markers of today's.
+COUNTED_IF_RUN: set[str] = set()
+
+
+def _is_counted_if_run(value: Any, package: str) -> bool:
+    if getattr(_unwrap(value), "__fingerprint_counted_if_run__", False):
+        return True
+    ident = _identity(value, package) if COUNTED_IF_RUN else None
+    return ident is not None and f"{ident[0]}:{ident[1]}" in COUNTED_IF_RUN
+
+
 def _item_of_code(module: str, code: types.CodeType) -> str:
     """The top-level item ('module:name', or the module's top-level code) a code object belongs to."""
     info = _module_info(module)
@@ -904,7 +916,7 @@ class _Walk:
         """Queue what `owner.name` (bound to `value`) is; the item it resolves to, when it is one."""
         if isinstance(value, Table):
             return None  # entries are declared by the experiment (`code=`) and checked at run time
-        if getattr(_unwrap(value), "__fingerprint_counted_if_run__", False):
+        if _is_counted_if_run(value, self.package):
             return None  # counts only if it runs (`counted_if_run`): then it is recorded
         if not _in_package(owner, self.package):
             return None
