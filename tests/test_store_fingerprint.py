@@ -132,6 +132,16 @@ def test_getattr_with_a_computed_name_is_covered(toy):
     assert {"toy-mlp", "toy-cnn"} <= stale(st), f"a function found by getattr must count: {st}"
 
 
+def test_an_unwatched_package_is_recorded_by_the_trace_hook(toy):
+    """A package whose modules are not compiled by hw3.store.sources (its __init__ does not call `watch`):
+    what ran is recorded by the slower trace hook instead, with the same result."""
+    (toy.src / "toypkg" / "__init__.py").write_text("")
+    toy.edit("models", "\n\ndef build(name):", "\n\ndef scale_by(w):\n    return w * 1\n\n\ndef build(name):")
+    toy.edit("exp", '"w": w * SCALE', '"w": getattr(models, "scale_" + "by")(w) * SCALE')
+    st = recompute_then_edit(toy, "models", "return w * 1", "return w * 2")
+    assert {"toy-mlp", "toy-cnn"} <= stale(st), f"a function found by getattr must count: {st}"
+
+
 def test_importlib_import_module_is_covered(toy):
     add_module(toy, "helper", "def bump(w):\n    return w + 1\n")
     toy.edit("exp", '"w": w * SCALE', '"w": __import__("importlib").import_module("toypkg.helper").bump(w) * SCALE')

@@ -441,7 +441,7 @@ class Experiment:
         kwargs = {"upstream": upstream} if self.upstream(config) else {}
         started = time.perf_counter()
         with fingerprint.recording_data_files() as files, fingerprint.recording_lookups() as lookups, \
-                runtime.recording() as ran:
+                runtime.recording(fingerprint.source_root(self.func)) as ran:
             output = self.func(config, settings, **kwargs)
         wall = time.perf_counter() - started
         self._check_unchanged(config, code, constants, files)

@@ -1,22 +1,27 @@
 """What a result depends on: the code it reaches, the constants it reads, the data files, the versions.
 
-Code is found statically. From an experiment's roots (its function, its config classes, and what the
-experiment declares for a given config) we walk the AST of each top-level definition, resolve the
-names it uses in its module's globals, and follow every function, class or module-level binding of
-the same package. Each definition is fingerprinted by the hash of a *normal form* of its AST, so
-that edits which cannot change what the code does change nothing, and every other edit changes
-the hash. The rules of the normal form, and why each is sound (cannot hide a change in behaviour):
+Code is found statically, then checked against what ran. From an experiment's roots (its function, its
+config classes, and what the experiment declares for a given config) we walk the AST of each top-level
+definition, resolve the names it uses in its module's globals, and follow every function, class or
+module-level binding of the same package. While the experiment runs, every package function that runs
+is recorded (`hw3.store.runtime`), and those the walk missed are added as roots (stored as `ran` in
+meta.json, and walked from again whenever the entry's status is computed).
+
+Each definition is fingerprinted by the hash of a *normal form* of its AST, so that edits which cannot
+change what the code does change nothing, and every other edit changes the hash. The rules of the
+normal form, and why each is sound (cannot hide a change in behaviour):
 
 - Docstrings, comments, formatting and line numbers are dropped. Python never executes comments
   or layout; a docstring is only read through `__doc__`, which no reached code reads.
 - Annotations are dropped, in modules with `from __future__ import annotations` only: there they
   are never evaluated, just stored as strings, and nothing in the package reads them
-  (`typing.get_type_hints`, `__annotations__`). Two exceptions keep behaviour: a *bare* annotation
-  in a function (`x: int`) still makes `x` local, so it becomes `x: _`; and in a class body an
-  annotated name still creates a dataclass field, so the statement stays, with its target and
-  default, and only its annotation is replaced by a placeholder, unless the annotation mentions
-  `ClassVar`, `InitVar` or `KW_ONLY` (which dataclasses read from the string: those are kept
-  verbatim). In a module without the future import, annotations are evaluated and kept.
+  (`typing.get_type_hints`, `__annotations__`). So `x: T = v` outside a class body is `x = v`. Two
+  exceptions keep behaviour: a *bare* annotation in a function (`x: int`) still makes `x` local, so
+  it becomes `x: _`; and in a class body an annotated name still creates a dataclass field, so the
+  statement stays, with its target and default, and only its annotation is replaced by a
+  placeholder, unless the annotation mentions `ClassVar`, `InitVar` or `KW_ONLY` (which dataclasses
+  read from the string: those are kept verbatim). In a module without the future import,
+  annotations are evaluated and kept.
 - Local variables are alpha-renamed (`%0`, `%1`, ... by first occurrence). Python's own symbol
   table (`symtable`) decides what is local: a name is renamed only if in *every* scope of the
   definition where it occurs it is a function local (or a free variable bound to one), never a
@@ -31,39 +36,77 @@ the hash. The rules of the normal form, and why each is sound (cannot hide a cha
   no reached definition reads a caught exception (`except E as e` whose `e` is used other than in
   another `raise`): otherwise every message is hashed. Expressions inside f-strings are kept, since
   they are evaluated.
-- Definitions are identified by content, not by module: a definition moved to another module
-  unchanged keeps its hash, and `hw3.store` matches stored and current entries by (name, hash).
-  What a moved definition's names now resolve to is still checked: package names are followed by
-  content, and every other global it reads (a module, a library function, a builtin shadowed at
-  module level) is recorded in its hash by what it is (`torch.nn.functional`, `torch.optim.Adam`).
+- Definitions are identified by content, not by name or module (a Merkle hash). In a definition's
+  normal form every global name that resolves to another reached definition or binding is replaced
+  by that one's hash, and every global that resolves outside the package (a module, a library
+  function, a builtin shadowed at module level) by what it is (`torch.nn.functional`,
+  `torch.optim.Adam`). So `train.fit(...)` and `fit(...)` (after `from hw3.nn.train import fit`) are
+  the same, a caller changes when anything it reaches changes however deep, and a definition moved
+  to another module unchanged keeps its hash. A binding's hash includes its value's. Within a cycle
+  (recursion), a reference is by module and name instead.
+- A function's own name (and module) is dropped when nothing can read it: it is not a root, every
+  reached reference to it calls it (`f(...)`; it is never passed, stored or `f.attr`-ed), and it has
+  no decorator, no nested function, class or lambda (their qualname holds it) and no introspection
+  (`__name__`, frames). So renaming a helper with its callers, or moving it, stales nothing. Classes
+  keep their names (an instance shows it: repr, pickles, `type(x).__name__`).
+- The store compares the stored and current hashes as multisets (`hw3.store.cached._same`): names
+  only serve to say what changed. So an unchanged same-named copy in another module cannot stand in
+  for an edited definition.
 
 Module-level code counts. The top-level statements of a reached module that are not definitions are
 part of the fingerprint of every result that reaches the module (and of every package module it
 imports, since importing runs that module's top level):
 - a name bound once, by `NAME = <pure expression>`, is a *binding*: hashed like a definition when
   reached code reads it (and its value too, when it is data). Pure means no call other than to known
-  side-effect-free builtins (`tuple`, `dict`, `dataclasses.replace`, `functools.partial`, ...) and to
-  package dataclasses with generated methods only, no walrus, no yield: evaluating it can do nothing
-  but create the value, so if no reached code reads the name, it cannot matter;
+  side-effect-free builtins (`tuple`, `dict`, `dataclasses.replace`, `functools.partial`, ...),
+  `logging.getLogger` (it only creates the named logger; logging is output, never a result; a
+  logger's value counts by its name) and package dataclasses with generated methods only, no walrus,
+  no yield: evaluating it can do nothing but create the value, so if no reached code reads the name,
+  it cannot matter;
 - everything else (calls such as `torch.set_default_dtype`, attribute or item assignments such as
   `CNN.CHANNELS = ...` or `F.cross_entropy = ...`, a name bound twice, impure bindings, `if`/`for`/
-  `try` blocks) is hashed, in order, as the module's `<module>` code;
+  `try` blocks) is hashed, in order, as the module's `<module>` code; except an `if TYPE_CHECKING:`
+  block without `else`, whose test is `typing.TYPE_CHECKING`, False at run time: it never runs;
 - imports are not hashed as text (so moving code does not stale): what they bind is checked through
   the names reached code reads, and package modules they import are included as above.
+
+Values (constants, and library data a definition reads) are hashed by a canonical text: their repr,
+except arrays and tensors (by dtype, shape and the sha256 of their bytes: numpy and torch shorten the
+repr of a large one), sets (sorted: their order follows PYTHONHASHSEED), loggers (by name) and object
+addresses (dropped).
 
 What a static walk cannot see, and how we handle it:
 - Dispatch on a config value through a table (`MODELS[config.model]`): tables are `Table`s, which
   the walk skips, and the experiment declares the entries a config selects (`Experiment(code=...)`),
   so adding a model or an optimiser stales nothing that existed. This is checked, not trusted: while
   an experiment runs, every lookup in a `Table` is recorded, and the store refuses to write a result
-  that used an entry it did not declare.
+  that used an entry it did not declare. A declared lambda or nested function counts through the
+  top-level statement that holds it (for a lambda in a Table: the whole Table's statement).
+- `getattr` with a computed name, `importlib.import_module`, a function added to a dict by a
+  registration decorator, an import inside a function: the walk does not follow them, but whatever
+  of the package runs is recorded and added (above). A function that did not run cannot have
+  changed the result; one that did is in the fingerprint with everything it reaches.
+- Functions declared `counted_if_run` (the mirror check before a download) are not followed: they
+  count only if they run, which the recording checks.
 - Run lists (`FASHION`, `bonus.RUNS`): a config class is walked as a root without following the
   names in its field defaults (`runs = tuple(c for c in FASHION ...)`), since the store compares the
   whole stored config, every field, with the current one instead.
-- `getattr` with computed names, and code in other packages (torch, numpy): the latter is covered
-  by the recorded library versions; the former is avoided in the package (a test checks that every
-  registered experiment's closure includes its model).
+- Inputs no source shows are refused while a run executes (`hw3.store.runtime`): an environment
+  variable read by package code outside the exempt modules, and a package file other than source
+  opened (`np.load` of a shipped array). An array loaded at import time and bound to a module name is
+  a constant: hashed by its bytes.
+- Code in other packages (torch, numpy) is covered by the recorded library versions.
 - Data: the files an experiment reads are recorded as it runs (`record_data_file`), with a hash.
+- The code that ran is the code fingerprinted: the package's modules are compiled from bytes kept by
+  `hw3.store.sources`, and a run is refused if the reached modules (and those that ran) differ on disk
+  from them, before it starts or before its result is written.
+
+Not covered (documented, not checked): a constant read through an import inside a function or through
+`getattr(module, name)` when no function of that module runs; an entry migrated by
+tools/migrate_store.py has no record of what ran (only its static closure, as when it was computed);
+a module of a package that does not call `hw3.store.sources.watch` is snapshotted when first asked
+for, so an edit before that is not seen (and its runs are recorded by the slower trace hook); a
+dynamic lookup by name (`getattr(module, "f", default)`) of a function whose name was dropped.
 """
 
 from __future__ import annotations
@@ -758,11 +801,15 @@ def _is_counted_if_run(value: Any, package: str) -> bool:
 
 def _item_of_code(module: str, code: types.CodeType) -> str:
     """The top-level item ('module:name', or the module's top-level code) a code object belongs to."""
-    info = _module_info(module)
+    if code.co_qualname == "<module>":
+        return f"{module}:{MODULE_CODE}"
     top = code.co_qualname.split(".")[0]
-    if top in info.defs:
-        return f"{module}:{top}"
-    line = code.co_firstlineno
+    return f"{module}:{top}" if top in _module_info(module).defs else _item_at(module, code.co_firstlineno)
+
+
+def _item_at(module: str, line: int) -> str:
+    """The top-level item whose statement spans `line` (0, or none: the module's top-level code)."""
+    info = _module_info(module)
     for name, node in [*info.defs.items(), *info.bindings.items()]:
         first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
         if first <= line <= node.end_lineno:
@@ -1003,6 +1050,9 @@ def what_ran(rec: Any, package: str) -> tuple[list[str], list[str]]:
 
     files = runtime.package_files(package)
     items, refused = set(), []
+    for module, line in list(rec.ran):
+        if _in_package(module, package):
+            items.add(_item_at(module, line))
     for code in list(rec.codes):
         module = files.get(os.path.abspath(code.co_filename))
         if module is not None and _in_package(module, package):

@@ -1,12 +1,15 @@
 """What a run actually did: the package functions that ran, and the inputs it read that code cannot show.
 
 The fingerprint's static walk cannot see a function reached through `getattr` with a computed name,
-`importlib`, a registration dict or an import inside a function. So while an experiment runs, a
-profiling hook (`sys.setprofile`, and `threading.setprofile` for threads started during the run;
-Python 3.11 has no `sys.monitoring`) records the code object of every Python function called. After
-the run, those of the package's files are mapped to their top-level definition and added to the
-fingerprint (`hw3.store.fingerprint`). The hook does one set insertion per Python call; its cost on
-a training epoch is measured by `benchmarks/profile_hook.py` (docs/store.md gives the figures).
+`importlib`, a registration dict or an import inside a function. So a run records every package
+function that starts running: the package's modules are compiled by `hw3.store.sources`, which makes
+each function and lambda add `(module, line)` to a set on entry (a dict lookup and a set insertion per
+call of a package function; library code is untouched). After the run, they are mapped to their
+top-level definitions and added to the fingerprint (`hw3.store.fingerprint.what_ran`). A package whose
+modules were not compiled that way is recorded by a global trace function instead (`sys.settrace`,
+and `threading.settrace` for threads started during the run; Python 3.11 has no `sys.monitoring`),
+which slowed an MLP epoch by about 25%. `benchmarks/profile_hook.py` measures the cost on training
+epochs (docs/store.md gives the figures).
 
 Two inputs no source shows are refused when package code reads them during a run:
 - an environment variable read by package code (through `os.environ` or `os.getenv`) other than in
@@ -14,8 +17,9 @@ Two inputs no source shows are refused when package code reads them during a run
 - a file inside the package's folder that is not source (`np.load` of a shipped array, say): seen by
   an audit hook on `open`. Data belongs in the data folder, where `record_data_file` hashes it.
 
-Not seen: Python code run by threads that existed before the run started (torch's own worker threads
-run C++; the package starts none), and C code (covered by the recorded library versions).
+Not seen: C code (covered by the recorded library versions); in trace mode only, Python code run by
+threads that existed before the run started. Code that runs in another thread during the run is
+recorded too (an over-approximation: it can only add to the fingerprint).
 """
 
 from __future__ import annotations
@@ -29,12 +33,15 @@ import threading
 import types
 from collections.abc import Iterator
 
+from hw3.store import sources
+
 FINGERPRINT_EXEMPT = True  # how runs are watched, not what they compute
 
 
 @dataclasses.dataclass
 class Recording:
-    codes: set = dataclasses.field(default_factory=set)  # code objects of every Python function called
+    ran: set = dataclasses.field(default_factory=set)  # (module, line) of the instrumented functions that ran (0: module code)
+    codes: set = dataclasses.field(default_factory=set)  # code objects of every Python function called (trace mode)
     environment: list = dataclasses.field(default_factory=list)  # (variable, code object that read it)
     opened: list = dataclasses.field(default_factory=list)  # paths of the files opened
 
@@ -75,29 +82,53 @@ def _install() -> None:
     sys.addaudithook(audit)
 
 
+def _instrumented(package: str) -> bool:
+    """Does every loaded module of `package` that defines functions or classes record its runs?"""
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] != package or getattr(module, "FINGERPRINT_EXEMPT", False) or sources.instrumented(name):
+            continue
+        if any(isinstance(v, (types.FunctionType, type)) and getattr(v, "__module__", None) == name for v in vars(module).values()):
+            return False
+    return True
+
+
 @contextlib.contextmanager
-def recording() -> Iterator[Recording]:
-    """Record what runs inside the block (see the module docstring)."""
+def recording(package: str | None = None) -> Iterator[Recording]:
+    """Record what runs inside the block (see the module docstring).
+
+    When every module of `package` was compiled by `hw3.store.sources` (instrumented), each of its
+    functions records its own runs, and nothing else is hooked. Otherwise (a package that does not
+    call `watch`) a global trace function records every Python frame: several times dearer.
+    """
     _install()
     rec = Recording()
-    add = rec.codes.add
+    saved = set(sources.RAN)
+    sources.RAN.clear()
+    trace = package is None or not _instrumented(package)
+    previous = sys.gettrace(), threading._trace_hook  # noqa: SLF001 (restored exactly)
+    if trace:
+        add, outer = rec.codes.add, previous[0]
 
-    def profile(frame, event, arg):
-        if event == "call":
+        # Called once per new Python frame; returning None (no local trace) means no line or return
+        # events. A tracer already set (coverage, a debugger) keeps working: it is chained.
+        def hook(frame, event, arg):
             add(frame.f_code)
+            return None if outer is None else outer(frame, event, arg)
 
-    previous = sys.getprofile(), threading._profile_hook  # noqa: SLF001 (restored exactly)
+        sys.settrace(hook)
+        threading.settrace(hook)
     _active.append(rec)
-    sys.setprofile(profile)
-    threading.setprofile(profile)
     try:
         yield rec
     finally:
-        sys.setprofile(previous[0])
-        threading.setprofile(previous[1])
+        if trace:
+            sys.settrace(previous[0])
+            threading.settrace(previous[1])
         _active.remove(rec)
-        for outer in _active:  # a nested recording's calls belong to the enclosing one too
-            outer.codes |= rec.codes
+        rec.ran = set(sources.RAN)
+        sources.RAN.update(saved)  # an enclosing recording sees what ran inside this one too
+        for enclosing in _active:
+            enclosing.codes |= rec.codes
 
 
 def package_files(package: str) -> dict[str, str]:
