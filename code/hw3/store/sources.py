@@ -15,6 +15,7 @@ for: for those the check covers edits from that moment on only.
 from __future__ import annotations
 
 import ast
+import builtins
 import importlib.abc
 import importlib.machinery
 import sys
@@ -30,7 +31,11 @@ _LOCK = threading.Lock()
 # (module, line) of every function of a watched module that has started running in this process, and
 # (module, 0) for a module's top-level code: what `hw3.store.runtime.recording` reads around a run.
 RAN: set[tuple[str, int]] = set()
-RAN_NAME = "__hw3_ran__"  # the global through which instrumented code records itself (ends in __: never mangled)
+# The name through which instrumented code records itself: a builtin, so that it is found however the code
+# is run (`python -m hw3` runs hw3/__main__.py's code in a fresh namespace); it ends in __: never mangled.
+RAN_NAME = "__hw3_ran__"
+setattr(builtins, RAN_NAME, RAN.add)
+_INSTRUMENTED: set[str] = set()  # the modules compiled by `_SnapshotLoader`
 
 
 def _mark(module: str, line: int) -> ast.Expr:
@@ -80,6 +85,7 @@ class _SnapshotLoader(importlib.machinery.SourceFileLoader):
         source = self.get_data(self.path)
         with _LOCK:
             _SOURCES[fullname] = source
+            _INSTRUMENTED.add(fullname)
         tree = ast.parse(source, self.path)
         tree = _Instrument(fullname).visit(tree)
         if tree.body:
@@ -87,14 +93,11 @@ class _SnapshotLoader(importlib.machinery.SourceFileLoader):
         ast.fix_missing_locations(tree)
         return compile(tree, self.path, "exec", dont_inherit=True)
 
-    def exec_module(self, module):
-        vars(module)[RAN_NAME] = RAN.add
-        super().exec_module(module)
 
 
 def instrumented(module: str) -> bool:
     """Was `module` compiled by the snapshotting loader (so that its functions record their runs)?"""
-    return RAN_NAME in vars(sys.modules.get(module, sys))
+    return module in _INSTRUMENTED
 
 
 class _Finder(importlib.abc.MetaPathFinder):
