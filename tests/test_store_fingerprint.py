@@ -291,3 +291,16 @@ def test_real_download_timeout_stales_nothing(tmp_path):
     copy = copy_package(tmp_path)
     edit_real(copy / "hw3" / "nn" / "data.py", "NETWORK_TIMEOUT_S = 3.0", "NETWORK_TIMEOUT_S = 10.0")
     assert not_cached(real_status(copy)) == {}
+
+
+@pytest.mark.committed_cache
+def test_the_committed_cache_is_migrated_and_the_migration_is_a_no_op_again():
+    """tools/migrate_store.py re-stamped every entry (issue 29); run again, it finds nothing to do."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HW3_")}
+    env.update(PYTHONPATH=str(CODE), HW3_DATA_DIR=os.environ.get("HW3_DATA_DIR", ""))
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "migrate_store.py"), "38c00bc"], env=env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "checking 0 against" in proc.stdout and "re-stamped 0 entries" in proc.stdout, proc.stdout
+    metas = [json.loads(p.read_text()) for p in (REPO_ROOT / "cache").glob("*/*/meta.json")]
+    assert metas and all(m.get("migrated_from") == "38c00bc" and m.get("ran") == [] for m in metas)

@@ -12,7 +12,8 @@ these hold for one BASE, and is listed otherwise (it must be recomputed):
 2. At BASE, with BASE's own store, it is current (`cached`): its stored old fingerprint matches BASE's
    code, so its output is what BASE's code computes (a child process on `git archive BASE code`).
 3. Today's code computes the same as BASE's code for it: today's store, run over BASE's code (BASE's tree
-   with today's `hw3/store/` and `hw3/__init__.py`, and today's `counted_if_run` markers), gives the same
+   with today's `hw3/store/`, `hw3/__init__.py` and `hw3/environment.py`, which decide how results are
+   kept, not what they are, and today's `counted_if_run` markers), gives the same
    fingerprint as it gives today's code. Today's rules identify definitions by content, so a rename or a
    move with its callers (say `train.fit(...)` → `fit(...)`) passes; any change in what runs does not.
 Then its `code`, `code_local` and `constants` become today's fingerprint, `ran` is empty (nothing was
@@ -86,7 +87,8 @@ def at_base(base: str, markers: list[str]) -> tuple[dict, dict]:
         code = checkout(base, Path(tmp) / "overlay")
         shutil.rmtree(code / "hw3" / "store")
         shutil.copytree(ROOT / "code" / "hw3" / "store", code / "hw3" / "store", ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(ROOT / "code" / "hw3" / "__init__.py", code / "hw3" / "__init__.py")
+        for exempt in ("__init__.py", "environment.py"):  # what today's store needs beside it (neither is reached code)
+            shutil.copy(ROOT / "code" / "hw3" / exempt, code / "hw3" / exempt)
         try:
             new = child(code, NEW_FINGERPRINTS, json.dumps(markers))
         except RuntimeError as exc:

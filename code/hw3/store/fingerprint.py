@@ -92,7 +92,8 @@ What a static walk cannot see, and how we handle it:
   names in its field defaults (`runs = tuple(c for c in FASHION ...)`), since the store compares the
   whole stored config, every field, with the current one instead.
 - Inputs no source shows are refused while a run executes (`hw3.store.runtime`): an environment
-  variable read by package code outside the exempt modules, and a package file other than source
+  variable read by package code outside the exempt modules (unless declared with
+  `hw3.store.runtime.declare_not_a_result`: trusted), and a package file other than source
   opened (`np.load` of a shipped array). An array loaded at import time and bound to a module name is
   a constant: hashed by its bytes.
 - Code in other packages (torch, numpy) is covered by the recorded library versions.
@@ -1057,7 +1058,7 @@ def what_ran(rec: Any, package: str) -> tuple[list[str], list[str]]:
         module = files.get(os.path.abspath(code.co_filename))
         if module is not None and _in_package(module, package):
             items.add(_item_of_code(module, code))
-    for variable, code in rec.environment:
+    for variable, code in runtime.environment_reads(rec):
         module = files.get(os.path.abspath(code.co_filename))
         if module is not None and _in_package(module, package):
             refused.append(f"read the environment variable {variable} in {module}.{code.co_qualname} (environment "

@@ -13,7 +13,8 @@ epochs (docs/store.md gives the figures).
 
 Two inputs no source shows are refused when package code reads them during a run:
 - an environment variable read by package code (through `os.environ` or `os.getenv`) other than in
-  a module that sets `FINGERPRINT_EXEMPT` (`hw3.environment`: where the data and cache are);
+  a module that sets `FINGERPRINT_EXEMPT` (`hw3.environment`: where the data and cache are), unless
+  declared with `declare_not_a_result` (a log file's path, say);
 - a file inside the package's folder that is not source (`np.load` of a shipped array, say): seen by
   an audit hook on `open`. Data belongs in the data folder, where `record_data_file` hashes it.
 
@@ -47,6 +48,21 @@ class Recording:
 
 
 _active: list[Recording] = []
+_NOT_RESULTS: set[str] = set()  # environment variables declared not to change any result
+
+
+def declare_not_a_result(variable: str) -> str:
+    """Declare that the environment variable `variable` cannot change a result (a log file, a progress
+    display), so that package code may read it during a run. A declaration, trusted: keep it to variables
+    whose value never reaches what an experiment returns. Returns `variable`."""
+    _NOT_RESULTS.add(variable)
+    return variable
+
+
+def environment_reads(rec: Recording) -> list:
+    """(variable, code object) of the reads of undeclared variables during the run."""
+    return [(v, code) for v, code in rec.environment if v not in _NOT_RESULTS]
+
 _installed = False
 # os.environ's own frames (`get`, `getenv`; frozen modules name their code '<frozen os>'): the reader is above them.
 _SKIPPED_FILES = {os.__file__, _collections_abc.__file__, os.getenv.__code__.co_filename,
@@ -138,6 +154,7 @@ def package_files(package: str) -> dict[str, str]:
 
 
 def package_root(package: str) -> str | None:
+    """The package's folder (None for a single-module "package", whose folder is not its own)."""
     module = sys.modules.get(package)
     path = getattr(module, "__file__", None)
-    return os.path.dirname(os.path.abspath(path)) if path else None
+    return os.path.dirname(os.path.abspath(path)) if path and hasattr(module, "__path__") else None
