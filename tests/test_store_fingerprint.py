@@ -303,4 +303,4 @@ def test_the_committed_cache_is_migrated_and_the_migration_is_a_no_op_again():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "checking 0 against" in proc.stdout and "re-stamped 0 entries" in proc.stdout, proc.stdout
     metas = [json.loads(p.read_text()) for p in (REPO_ROOT / "cache").glob("*/*/meta.json")]
-    assert metas and all(m.get("migrated_from") == "38c00bc" and m.get("ran") == [] for m in metas)
+    assert metas and all(isinstance(m.get("ran"), list) and "code_local" in m for m in metas), "every entry has new-rule stamps"
