@@ -114,7 +114,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import collections
 import contextlib
 import copy
 import dataclasses
