@@ -67,6 +67,16 @@ def build(name):
     return MODELS[name]()
 '''
 
+# Like hw3/__init__.py: keep the source each module is compiled from (issue 29).
+TOY_INIT = '''\
+try:
+    from hw3.store import sources
+except ImportError:  # the store before issue 29
+    pass
+else:
+    sources.watch(__name__)
+'''
+
 TOY_EXP = '''\
 """Toy experiments for tests/test_store.py."""
 
@@ -212,7 +222,7 @@ print(json.dumps(out))
 def write_toy(root: Path) -> None:
     pkg = root / "toypkg"
     pkg.mkdir(parents=True, exist_ok=True)
-    (pkg / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text(TOY_INIT)
     (pkg / "models.py").write_text(TOY_MODELS)
     (pkg / "exp.py").write_text(TOY_EXP)
     (root / "toydriver.py").write_text(TOY_DRIVER)

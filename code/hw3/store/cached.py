@@ -31,6 +31,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from typing import Any
 
 import joblib
 
-from hw3.store import fingerprint
+from hw3.store import fingerprint, runtime, sources
 from hw3.environment import cache_dir, cache_only, data_dir, strict_versions
 
 REFRESH_COMMAND = "make results"
@@ -149,27 +150,53 @@ def _label(key: str) -> str:
     return f"module-level code of {module}" if name == fingerprint.MODULE_CODE else f"{module}.{name}"
 
 
-def _diff(kind: str, stored: dict[str, str], current: dict[str, str]) -> list[str]:
-    """Reasons, by name; a definition found under another module with the same hash has only moved."""
-    def by_name(d: dict[str, str]) -> set[tuple[str, str]]:
-        return {(k.partition(":")[2], v) for k, v in d.items()}
+def _same(stored: dict[str, str], current: dict[str, str]) -> bool:
+    """Equal as multisets of hashes: definitions are identified by content, not by name or module
+    (a rename or a move with its callers changes no hash), and a copy elsewhere cannot stand in for an edit."""
+    return Counter(stored.values()) == Counter(current.values())
 
-    moved_from, moved_to = by_name(stored), by_name(current)
-    current_names = {k.partition(":")[2] for k in current}
-    stored_names = {k.partition(":")[2] for k in stored}
-    reasons = []
-    for key in sorted(set(stored) | set(current)):
+
+def _diff(kind: str, stored: dict[str, str], current: dict[str, str], stored_local: dict | None = None,
+          current_local: dict | None = None) -> list[str]:
+    """Reasons, by name, for the hashes of `current` that `stored` does not hold (and the reverse).
+
+    Hashes are paired first (the same key, then any key): what is left changed. With the definitions' own
+    hashes (`*_local`), a definition is named only when its own text changed, not when only something it
+    reaches did (unless nothing else would be named)."""
+    left_s, left_c = dict(stored), dict(current)
+    for k in list(left_c):
+        if left_s.get(k) == left_c[k]:
+            del left_s[k], left_c[k]
+    by_hash: dict[str, list[str]] = {}
+    for k, h in sorted(left_s.items()):
+        by_hash.setdefault(h, []).append(k)
+    for k, h in sorted(left_c.items()):
+        if by_hash.get(h):
+            del left_s[by_hash[h].pop()], left_c[k]
+    stored_by_name = {}
+    for k in left_s:
+        stored_by_name.setdefault(k.partition(":")[2], k)
+    current_names = {k.partition(":")[2] for k in left_c}
+    named, own = [], []
+    for key in sorted(set(left_s) | set(left_c)):
         name = key.partition(":")[2]
-        if stored.get(key) == current.get(key) or (key in current and (name, current[key]) in moved_from) \
-                or (key in stored and (name, stored[key]) in moved_to):
-            continue
-        if key in current and (key in stored or name in stored_names):
-            reasons.append(f"{_label(key)} changed")
-        elif key in current:
-            reasons.append(f"{_label(key)} newly used")
+        if key in left_c:
+            before = key if key in left_s else stored_by_name.get(name)
+            if before is None:
+                reason = f"{_label(key)} newly used"
+            else:
+                reason = f"{_label(key)} changed"
+                if stored_local is not None and current_local is not None and before in stored_local \
+                        and stored_local[before] == current_local.get(key):
+                    named.append(reason)
+                    continue  # its own text is the same: something it reaches changed, and is named
         elif name not in current_names:  # else reported as changed under its new module
-            reasons.append(f"{_label(key)} {'no longer used' if kind == 'code' else 'removed'}")
-    return reasons
+            reason = f"{_label(key)} {'no longer used' if kind == 'code' else 'removed'}"
+        else:
+            continue
+        named.append(reason)
+        own.append(reason)
+    return own or named
 
 
 def _config_value(value: Any, known: frozenset[str] | None) -> Any:
@@ -266,10 +293,16 @@ class Experiment:
         return list(self.depends_on(config))
 
     # fingerprint ----------------------------------------------------------------------------
-    def code_fingerprint(self, config: Any, known_fields: Any = None) -> tuple[dict[str, str], dict[str, str]]:
+    def code_fingerprint(self, config: Any, known_fields: Any = None, ran: Any = ()) -> tuple[dict[str, str], dict[str, str]]:
+        fp = self.fingerprint_details(config, known_fields, ran)
+        return dict(fp.code), dict(fp.constants)
+
+    def fingerprint_details(self, config: Any, known_fields: Any = None, ran: Any = ()) -> fingerprint.Fingerprint:
+        """The closure from the experiment's function, its declared code, its config classes and `ran` (the
+        items a run recorded beyond these: see `compute`)."""
         roots = [self.func, *self.code_for(config)]
-        return fingerprint.closure(roots, fingerprint.source_root(self.func), known_fields,
-                                   config_roots=fingerprint.config_classes(config))
+        return fingerprint.closure_details(roots, fingerprint.source_root(self.func), known_fields,
+                                           config_roots=fingerprint.config_classes(config), ran=ran)
 
     def read_meta(self, config: Any) -> dict | None:
         """The entry's meta.json (a copy), or None when it is missing or malformed."""
@@ -314,21 +347,22 @@ class Experiment:
         damaged = _output_problem(meta, folder / OUTPUT)
         if damaged:
             return Status("unreadable", [damaged])
+        ran = meta.get("ran") if isinstance(meta.get("ran"), list) else []
         try:
-            code, constants = self.code_fingerprint(config)
+            fp = self.fingerprint_details(config, ran=ran)
         except LookupError as exc:  # `code=` selects a table entry that is gone
             return Status("stale", [f"the config selects a table entry that no longer exists ({exc})"])
         notes = []
-        changed = [(current, k) for current, stored in ((code, meta["code"]), (constants, meta["constants"]))
-                   for k in current if k in stored and stored[k] != current[k]]
-        if changed:  # a config class (or a constant of configs) that only gained defaulted fields is the same
-            lenient = dict(zip(("code", "constants"), self.code_fingerprint(config, _field_names(meta.get("config")))))
-            for current, k in changed:
-                kind = "code" if current is code else "constants"
-                if lenient[kind].get(k) == meta[kind][k]:
-                    current[k] = meta[kind][k]
-                    notes.append(f"{k.replace(':', '.')} has new defaulted fields")
-        reasons = _diff("code", meta["code"], code) + _diff("constants", meta["constants"], constants)
+        code, local, constants = fp.code, fp.local, fp.constants
+        if not (_same(meta["code"], code) and _same(meta["constants"], constants)):
+            # a config class (or a constant of configs) that only gained defaulted fields is the same
+            lenient = self.fingerprint_details(config, _field_names(meta.get("config")), ran=ran)
+            if _same(meta["code"], lenient.code) and _same(meta["constants"], lenient.constants):
+                notes += [f"{k.replace(':', '.')} has new defaulted fields" for k in sorted(lenient.local)
+                          if lenient.local[k] != local.get(k)]
+                code, local, constants = lenient.code, lenient.local, lenient.constants
+        reasons = _diff("code", meta["code"], code, meta.get("code_local"), local) if not _same(meta["code"], code) else []
+        reasons += _diff("constants", meta["constants"], constants) if not _same(meta["constants"], constants) else []
         reasons += _config_reasons(meta["config"], config)
         reasons += self._data_reasons(meta, notes)
         reasons += self._upstream_reasons(config, meta)
@@ -399,16 +433,21 @@ class Experiment:
             raise CacheMissError(f"experiment '{name}' would be computed, but HW3_CACHE_ONLY is set")
         settings = settings or RunSettings()
         prepare_folder(self.folder(config))  # before computing: a result that cannot be written is lost
-        code, constants = self.code_fingerprint(config)
+        fp = self.fingerprint_details(config)
+        code, constants = fp.code, fp.constants
+        self._check_imported(config, fp.modules, "before it ran")  # the code in memory is the code fingerprinted
         # Current upstream results are loaded; missing ones are computed first (the runner has already done so).
         upstream = {exp.name(cfg): exp(cfg, settings) for exp, cfg in self.upstream(config)}
         kwargs = {"upstream": upstream} if self.upstream(config) else {}
         started = time.perf_counter()
-        with fingerprint.recording_data_files() as files, fingerprint.recording_lookups() as lookups:
+        with fingerprint.recording_data_files() as files, fingerprint.recording_lookups() as lookups, \
+                runtime.recording(fingerprint.source_root(self.func)) as ran:
             output = self.func(config, settings, **kwargs)
         wall = time.perf_counter() - started
         self._check_unchanged(config, code, constants, files)
         self._check_lookups(config, lookups)
+        fp, extra = self._add_what_ran(config, fp, ran)
+        code, constants = fp.code, fp.constants
         root = data_dir()
         meta = {
             "name": name,
@@ -416,6 +455,8 @@ class Experiment:
             "key": self.key(config),
             "config": _jsonable(dataclasses.asdict(config)),
             "code": code,
+            "code_local": fp.local,
+            "ran": extra,
             "constants": constants,
             "data": {str(p.relative_to(root)) if p.is_relative_to(root) else str(p): h for p, h in files.items()},
             "upstream": {exp.name(cfg): {"key": exp.key(cfg), "output": exp.read_meta(cfg)["output_hash"]} for exp, cfg in self.upstream(config)},
@@ -437,6 +478,27 @@ class Experiment:
         if changed:
             raise StoreError(f"experiment '{name}': {', '.join(dict.fromkeys(changed))} while it ran, so its result "
                              f"was not written (it belongs to neither version). Run it again: `python -m hw3 run {name}`.")
+
+    def _check_imported(self, config: Any, modules: Any, when: str) -> None:
+        """Refuse a run whose modules on disk are not the source this process imported (and runs)."""
+        changed = sources.changed_on_disk(modules)
+        if changed:
+            name = self.name(config)
+            raise StoreError(f"experiment '{name}': {', '.join(changed)} changed on disk after this process imported it, "
+                             f"so the code {when} is not the code on disk; its result was not written. Run it again in a "
+                             f"new process: `python -m hw3 run {name}`.")
+
+    def _add_what_ran(self, config: Any, fp: fingerprint.Fingerprint, ran: runtime.Recording) -> tuple[fingerprint.Fingerprint, list[str]]:
+        """The fingerprint with every package function that ran added (the static walk can miss some: getattr,
+        importlib, registration dicts, imports inside functions); refuses inputs the fingerprint cannot hold."""
+        items, refused = fingerprint.what_ran(ran, fingerprint.source_root(self.func))
+        if refused:
+            raise StoreError(f"experiment '{self.name(config)}' {'; '.join(refused)}; its result was not written.")
+        extra = [k for k in items if k not in fp.code]
+        if extra:
+            fp = self.fingerprint_details(config, ran=extra)
+        self._check_imported(config, {*fp.modules, *(k.partition(":")[0] for k in items)}, "that ran")
+        return fp, extra
 
     def _check_lookups(self, config: Any, lookups: list) -> None:
         """Every Table entry the run used must be declared (`code=`): else its fingerprint would miss it."""
