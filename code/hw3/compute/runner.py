@@ -99,6 +99,7 @@ def run_missing(runs: list[Run], jobs: int | None = None, device: str | None = N
     0 when every run was written; 2 when some failed (each said in one line; the others were written).
     """
     check_options(jobs, device, threads)
+    restore_interrupted(runs)
     todo = plan.to_compute(runs, force)
     if not todo:
         print(f"All {len(runs)} experiments are cached and current; nothing to compute.")

@@ -328,7 +328,8 @@ class Experiment:
             code = tuple(tuple(sorted(d.items())) for d in self.code_fingerprint(config))
         except LookupError:
             code = None
-        return (self.key(config), code, fingerprint.stat_signature(folder / META), fingerprint.stat_signature(folder / OUTPUT),
+        leftovers = tuple(swap.leftovers(folder)) if meta is None else ()  # an interrupted swap changes the reason
+        return (self.key(config), code, fingerprint.stat_signature(folder / META), fingerprint.stat_signature(folder / OUTPUT), leftovers,
                 fingerprint.package_signature(fingerprint.source_root(self.func)), str(root), data, strict_versions(),
                 tuple(exp._status_key(cfg) for exp, cfg in self.upstream(config)))
 
