@@ -26,6 +26,7 @@ from hw3.store import fingerprint, safeload
 from hw3.store.cached import META, OUTPUT, CacheMissError
 
 COMMITTED = PROJECT_ROOT / "cache"
+reads_committed = pytest.mark.reads_committed_cache  # copies a committed entry (conftest: skipped if that cache is stale)
 
 
 class _RunsACommand:
@@ -70,6 +71,7 @@ def hostile_data_check(private_cache, tmp_path) -> tuple[Path, Path]:
 # Loading runs no code
 
 
+@reads_committed
 def test_results_does_not_run_code_from_a_hostile_output(hostile_data_check, subprocess_env):
     folder, marker = hostile_data_check
     proc = subprocess.run([sys.executable, "-m", "hw3", "results"], env=subprocess_env, cwd=PROJECT_ROOT,
@@ -81,6 +83,7 @@ def test_results_does_not_run_code_from_a_hostile_output(hostile_data_check, sub
     assert "posix.system" in proc.stdout and "the store never writes" in proc.stdout, proc.stdout[-2000:]
 
 
+@reads_committed
 def test_report_runs_do_not_run_code_from_a_hostile_output(hostile_data_check, monkeypatch):
     folder, marker = hostile_data_check
     monkeypatch.setenv("HW3_CACHE_ONLY", "1")
@@ -117,6 +120,7 @@ def test_safe_load_reads_what_the_store_writes(tmp_path):
     assert joblib.hash(back) == joblib.hash(value)
 
 
+@reads_committed
 def test_every_committed_output_loads_with_the_restricted_unpickler():
     outputs = sorted(COMMITTED.glob("*/*/output.joblib"))
     if not outputs:
@@ -142,6 +146,7 @@ def hostile_machine(private_cache):
     return folder
 
 
+@reads_committed
 def test_provenance_table_escapes_html_from_meta(hostile_machine):
     table = provenance.provenance_table()
     assert "<img" not in table and "&lt;img" in table, table[-1500:]
@@ -149,6 +154,7 @@ def test_provenance_table_escapes_html_from_meta(hostile_machine):
     assert all("<" not in label for label in provenance.machines())
 
 
+@reads_committed
 def test_results_prints_no_raw_terminal_escapes_from_meta(hostile_machine, capsys):
     assert cli.main(["results"]) == 0
     out = capsys.readouterr().out
@@ -160,6 +166,7 @@ def test_results_prints_no_raw_terminal_escapes_from_meta(hostile_machine, capsy
 # Data keys stay in the data folder
 
 
+@reads_committed
 @pytest.mark.parametrize("key", ["/dev/zero", "/etc/hostname", "../x", "FashionMNIST/../../x"])
 def test_a_data_key_outside_the_data_folder_is_refused_without_reading_it(private_cache, key, monkeypatch):
     folder = _committed_entry(private_cache, gallery.DATA_CHECK)
