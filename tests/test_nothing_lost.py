@@ -187,11 +187,11 @@ def test_concurrent_writers_and_readers_never_see_a_healthy_entry_as_damaged(pri
     toy.leaf.compute(toy.LeafConfig(5))
     context = multiprocessing.get_context("fork")
     with context.Pool(5) as pool:
-        writers = [pool.apply_async(_write_many, (40,)) for _ in range(3)]
-        readers = [pool.apply_async(_read_many, (300,)) for _ in range(2)]
+        writers = [pool.apply_async(_write_many, (60,)) for _ in range(3)]
+        readers = [pool.apply_async(_read_many, (400,)) for _ in range(2)]
         errors = [e for w in writers for e in w.get(timeout=600)]
         seen = [s for r in readers for s in r.get(timeout=600)]
-    assert errors == [], f"{len(errors)} of 120 concurrent writes failed: {errors[:3]}"
+    assert errors == [], f"{len(errors)} of 180 concurrent writes failed: {errors[:3]}"
     assert seen == [], f"readers saw a healthy entry as damaged {len(seen)} times: {seen[:3]}"
     assert toy.leaf.status(toy.LeafConfig(5)).state == "cached"
     assert not list(toy.leaf.folder(toy.LeafConfig(5)).parent.glob(".*")), "no temporary folder left behind"
