@@ -482,7 +482,7 @@ def test_gc_is_a_dry_run_and_delete_removes_only_unused(private_cache, capsys):
         assert f"unused: {folder}" in printed, f"{folder} should be listed: {printed}"
     for folder in used:
         assert str(folder) not in printed, f"a registered entry was listed as unused: {folder}"
-    assert cli.main(["gc", "--delete"]) == 0
+    assert cli.main(["gc", "--delete", "--yes"]) == 0
     assert all(f.is_dir() for f in used), "`gc --delete` removed a registered entry"
     assert not any(f.exists() for f in unused), "`gc --delete` left an unused entry"
     capsys.readouterr()
