@@ -240,3 +240,15 @@ def test_toy_entry_loads_through_the_restricted_unpickler(monkeypatch):
     monkeypatch.setattr(safeload, "load", lambda path: called.append(path) or real(path))
     runner_toy.leaf(runner_toy.C)
     assert runner_toy.leaf.load(runner_toy.C)["value"] == 31 and called
+
+
+def test_names_the_report_prints_from_an_output_must_be_registered_runs():
+    """bonus-final's `chosen` is printed in the prose: a received output cannot put markup there."""
+    from hw3.report import record
+
+    stored = {"chosen": '<img src=x onerror="alert(1)">', "labels": {"test": []}, "test": [], "predictions": {"test": []},
+              "tta": False, "seeds": [], "val_acc": [], "confusion": None, "misclassified": {}}
+    with pytest.raises(ValueError, match="not one of the registered runs"):
+        record.FinalTest.from_stored(stored)
+    with pytest.raises(ValueError, match="not one of the registered runs"):
+        record._digit_analysis({**stored, "per_class_acc": {}, "ink_covered": {}, "ink_in_overlap": {}})

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hw3.experiments import fashion, registry
+from hw3.experiments import bonus, fashion, multimnist, registry
 from hw3.report import stats
 
 
@@ -185,6 +185,7 @@ class FinalTest:
 
     @classmethod
     def from_stored(cls, stored: dict) -> FinalTest:
+        _one_of(stored["chosen"], {c.label for c in bonus.RUNS}, "bonus-final's chosen step")
         labels = stored["labels"]["test"]
         tests = [Evaluation({"loss": t["loss"]}, p, labels) for t, p in zip(stored["test"], stored["predictions"]["test"])]
         return cls(stored["chosen"], stored["tta"], list(stored["seeds"]), list(stored["val_acc"]), tests,
@@ -214,9 +215,20 @@ class DeadUnits:
         return cls(live, {m: per["classes_predicted"] for m, per in stored.items()})
 
 
+def _one_of(value: Any, allowed: set[str], what: str) -> None:
+    """The report prints these names as written: a received cache may only name a registered run (no markup)."""
+    if value not in allowed:
+        raise ValueError(f"{what} is {str(value)[:80]!r}, not one of the registered runs {sorted(allowed)}")
+
+
+def _digit_analysis(stored: dict) -> DigitAnalysis:
+    _one_of(stored["chosen"], {multimnist.run_multimnist.name(c) for c in multimnist.SWEEP}, "multimnist-analysis's chosen run")
+    return DigitAnalysis(**stored)
+
+
 _RECORDS = {"bonus-final": FinalTest.from_stored, "dead-units": DeadUnits.from_stored,
             "gallery": lambda d: Gallery(**d), "data-check": lambda d: DataCheck(**d),
-            "multimnist-analysis": lambda d: DigitAnalysis(**d)}
+            "multimnist-analysis": _digit_analysis}
 
 
 def as_record(experiment, config: Any, stored: dict):
