@@ -252,3 +252,19 @@ def test_names_the_report_prints_from_an_output_must_be_registered_runs():
         record.FinalTest.from_stored(stored)
     with pytest.raises(ValueError, match="not one of the registered runs"):
         record._digit_analysis({**stored, "per_class_acc": {}, "ink_covered": {}, "ink_in_overlap": {}})
+
+
+@reads_committed
+def test_a_data_folder_of_links_is_still_the_users_own(private_cache, tmp_path, monkeypatch):
+    """Confinement is of meta.json's keys: links inside the user's data folder are followed as before."""
+    from hw3.environment import data_dir
+
+    folder = _committed_entry(private_cache, gallery.DATA_CHECK)
+    real = data_dir()
+    for rel in json.loads((folder / META).read_text())["data"]:
+        if not (real / rel).exists():
+            pytest.skip("the data files are not here")
+        (tmp_path / "data" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / rel).symlink_to(real / rel)
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "data"))
+    assert gallery.run_data_check.status(gallery.DATA_CHECK).state == "cached"
