@@ -23,9 +23,9 @@ import sys
 from hw3 import environment
 from hw3.experiments import registry
 from hw3.report import record
-from hw3.store import cached, untrusted
+from hw3.store import cached, tidy, untrusted
 from hw3.nn.data import DataError
-from hw3.store.cached import CacheMissError, StoreError, garbage
+from hw3.store.cached import CacheMissError, StoreError
 
 
 def _headline(result) -> dict:
@@ -111,7 +111,7 @@ def _confirm_plan(runs, args) -> bool:
 def cmd_gc(args) -> int:
     from hw3.compute.ask import confirmed
 
-    unused = garbage(registry.all_experiments())
+    unused = tidy.garbage(registry.all_experiments())
     if not unused:
         print("No unused cache entries.")
         return 0
@@ -126,7 +126,7 @@ def cmd_gc(args) -> int:
         return 1
     for path in unused:
         print(f"removing {untrusted.terminal(path)}")
-        cached.delete_garbage(path)
+        tidy.delete_garbage(path)
     return 0
 
 
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cached.cache_only(), cached.strict_versions()  # a bad flag value fails here, before anything runs
         if args.command != "download":
-            cached.check_cache_dir()
+            tidy.check_cache_dir()
         return args.func(args)
     except BrokenPipeError:  # `python -m hw3 results | head`
         sys.stderr.close()
