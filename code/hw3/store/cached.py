@@ -13,7 +13,7 @@ under HW3_STRICT_VERSIONS=1. (Across CPUs the same code gives slightly different
 so "stale" would mean "recompute everything on every laptop"; a torch upgrade changes kernels the
 same way. Strict mode is for checking a cache before publishing it.)
 
-Nothing is deleted implicitly: recomputing replaces one entry atomically, and `garbage` lists the
+Nothing is deleted implicitly: recomputing replaces one entry atomically, and `hw3.store.tidy.garbage` lists the
 entries no registered experiment reaches, for `python -m hw3 gc` to remove on request.
 
 In cache-only mode (HW3_CACHE_ONLY=1: renders, tests, CI) nothing is computed and nothing is
