@@ -88,3 +88,32 @@ A, B, C = LeafConfig(1, sleep=0.3), LeafConfig(2, model="cnn", sleep=0.3), LeafC
 AB, CC = TotalConfig((A, B)), TotalConfig((C,))
 TOP = TopConfig((AB, CC))
 GRAPH = [(leaf, A), (leaf, B), (leaf, C), (total, AB), (total, CC), (top, TOP)]
+
+
+@dataclass(frozen=True)
+class BrokenConfig:
+    message: str = "FashionMNIST/raw/train-images-idx3-ubyte is missing"
+
+
+@experiment("toy-broken")
+def broken(config: BrokenConfig, settings: RunSettings) -> dict:
+    """Fails like a run whose data is missing."""
+    from hw3.nn.data import DataError
+
+    raise DataError(config.message)
+
+
+@dataclass(frozen=True)
+class TimedConfig:
+    x: int = 1
+
+
+@experiment("toy-timed")
+def timed(config: TimedConfig, settings: RunSettings) -> dict:
+    """Returns run facts in its "meta" the way experiments.skeleton does: a wall time that differs every run."""
+    import numpy as np
+
+    started = time.perf_counter()
+    weights = np.arange(6, dtype=np.float32).reshape(2, 3) * config.x
+    return {"weights": weights, "meta": {"wall_time_s": time.perf_counter() - started + time.time() % 1, "device": "cpu",
+                                         "threads": 1, "num_parameters": 6}}

@@ -125,7 +125,7 @@ def test_gc_is_a_dry_run_unless_asked_to_delete(private_cache, capsys):
     assert stray.exists() and empty_prefix.exists(), "gc without --delete removes nothing"
     assert "gc --delete" in out, "the dry run says how to delete"
 
-    assert cli.main(["gc", "--delete"]) == 0
+    assert cli.main(["gc", "--delete", "--yes"]) == 0  # it asks first (tests/test_untrusted_cache.py)
     assert f"removing {stray}" in capsys.readouterr().out
     assert not stray.exists() and used.exists(), "gc --delete removes only the unused entries"
 

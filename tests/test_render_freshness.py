@@ -24,6 +24,8 @@ import pytest
 
 from test_rendered_report import MARK, left_running, quarto_or_skip
 
+pytestmark = pytest.mark.reads_committed_cache  # copies a committed entry (conftest)
+
 REPO = Path(__file__).resolve().parents[1]
 NAME = "fashion-mlp-sgd-lr0.01"
 

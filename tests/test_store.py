@@ -200,7 +200,8 @@ elif cmd == "call":  # what a render does: exp(config)
 elif cmd == "identity":
     out = {n: {"key": e.key(c), "folder": str(e.folder(c))} for n, (e, c) in runs.items()}
 elif cmd == "garbage":
-    out = [str(p) for p in cached.garbage(exp.RUNS)]
+    from hw3.store import tidy
+    out = [str(p) for p in tidy.garbage(exp.RUNS)]
 elif cmd == "slow-write":  # recompute NAME, but stop half-way through writing its output
     import joblib, time
     def dump(value, path):
@@ -492,7 +493,7 @@ def test_gc_is_a_dry_run_and_delete_removes_only_unused(private_cache, capsys):
         assert f"unused: {folder}" in printed, f"{folder} should be listed: {printed}"
     for folder in used:
         assert str(folder) not in printed, f"a registered entry was listed as unused: {folder}"
-    assert cli.main(["gc", "--delete"]) == 0
+    assert cli.main(["gc", "--delete", "--yes"]) == 0
     assert all(f.is_dir() for f in used), "`gc --delete` removed a registered entry"
     assert not any(f.exists() for f in unused), "`gc --delete` left an unused entry"
     capsys.readouterr()

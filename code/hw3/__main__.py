@@ -2,6 +2,10 @@
 
 import sys
 
-from hw3.cli import main
+try:  # importing torch takes seconds: Ctrl-C then is one line too, as everywhere in hw3.cli
+    from hw3.cli import main
+except KeyboardInterrupt:
+    print("interrupted: nothing was started", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

@@ -17,13 +17,29 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def _floats(a: np.ndarray, name: str) -> np.ndarray:
+    """`a` as floats, or ValueError naming `name`. numpy would drop a complex part with only a warning,
+    and read strings as numbers or fail with a message that names no argument."""
+    arr = np.asarray(a)
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} must be real numbers, got complex values (dtype {arr.dtype})")
+    if arr.dtype.kind not in "biuf":
+        try:
+            if arr.dtype.kind in "USV":
+                raise TypeError
+            return arr.astype(float)  # an object array of plain numbers
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must hold numbers, got {arr.dtype} values such as {arr.ravel()[:3].tolist()}") from None
+    return arr.astype(float)
+
+
 def _check_weights(W: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(W, Mapping):
         raise TypeError(f"W must be a dict with keys 'w_1' and 'w_2', got {type(W).__name__}")
     missing = [k for k in ("w_1", "w_2") if k not in W]
     if missing:
         raise ValueError(f"W is missing {missing}; expected W = {{'w_1': D×K, 'w_2': K×1}}")
-    w_1, w_2 = np.asarray(W["w_1"], dtype=float), np.asarray(W["w_2"], dtype=float)
+    w_1, w_2 = _floats(W["w_1"], "W['w_1']"), _floats(W["w_2"], "W['w_2']")
     if w_1.ndim != 2:
         raise ValueError(f"W['w_1'] must be D×K (2-D), got shape {w_1.shape}")
     if w_2.shape != (w_1.shape[1], 1):
@@ -35,7 +51,7 @@ def _check_weights(W: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]
 
 
 def _check_inputs(X: np.ndarray, w_1: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, dtype=float)
+    X = _floats(X, "X")
     if X.ndim != 2 or X.shape[1] != w_1.shape[0]:
         raise ValueError(f"X must be B×D with D = {w_1.shape[0]} (rows of W['w_1']), got shape {X.shape}")
     if X.shape[0] == 0:
@@ -46,7 +62,7 @@ def _check_inputs(X: np.ndarray, w_1: np.ndarray) -> np.ndarray:
 
 
 def _check_labels(y: np.ndarray, batch: int | None = None, name: str = "y") -> np.ndarray:
-    y = np.asarray(y, dtype=float)
+    y = _floats(y, name)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -61,7 +77,7 @@ def _check_labels(y: np.ndarray, batch: int | None = None, name: str = "y") -> n
 
 
 def _as_vector(a: np.ndarray, name: str, batch: int) -> np.ndarray:
-    a = np.asarray(a, dtype=float)
+    a = _floats(a, name)
     if a.ndim == 2 and a.shape[1] == 1:
         a = a[:, 0]
     if a.shape != (batch,):
@@ -90,10 +106,12 @@ def logistic_loss(y: np.ndarray, y_hat: np.ndarray) -> float:
 
 
 def stable_logistic_loss(y: np.ndarray, z2: np.ndarray) -> float:
-    """The same loss from the logits: log(1+e^z) − y·z = logaddexp(0, z) − y·z, finite for any finite z."""
+    """The same loss from the logits: log(1+e^z) − y·z, written per label as log(1+e^−z) for y = 1 and
+    log(1+e^z) for y = 0 (= logaddexp(0, ±z)). Finite for any finite z, and right at z = ±∞ too: 0 when
+    the infinite logit has the label's sign, +∞ when it has the other (log(1+e^z) − z would be ∞ − ∞)."""
     y = _check_labels(y)
     z2 = _as_vector(z2, "z2", y.shape[0])
-    return float(np.mean(np.logaddexp(0.0, z2) - y * z2))
+    return float(np.mean(np.logaddexp(0.0, np.where(y == 1, -z2, z2))))
 
 
 def gradient(X: np.ndarray, y: np.ndarray, W: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

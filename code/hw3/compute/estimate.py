@@ -11,7 +11,9 @@ entry (`calibration.json`), so a later estimate compares like with like:
 
 in the run's precision. Entries recorded before calibrations were kept have no score: their
 estimate assumes the recording machine's speed, and says so. A missing entry has no recorded time:
-its estimate is the planner's rough per-epoch table (`plan.expected_cost`), and says so too.
+it is estimated from its closest computed sibling (same experiment and precision, most fields
+alike), at that sibling's estimate here, scaled by the ratio of their epochs; only without one is
+it the planner's rough per-epoch table (`plan.expected_cost`). Each estimate says which.
 
 bf16 needs hardware to pay: AMX (`amx_bf16`) or AVX-512 BF16 (`avx512_bf16`). Without them
 PyTorch emulates bf16, measured 5-10× *slower* than fp32 on a 2-core AMD EPYC; a bf16 run recorded
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hw3 import environment
+from hw3.compute import ask
 from hw3.store import fingerprint
 
 CALIBRATION = "calibration.json"  # beside an entry's meta.json, written by the worker that computed it
@@ -42,10 +44,6 @@ BF16_UNITS = ("amx_bf16", "avx512_bf16")
 def cpu_bf16_units() -> str:
     """'amx_bf16', 'avx512_bf16', 'none' or 'unknown' (a seam: tests fake the CPU here)."""
     return fingerprint.cpu_bf16_units()
-
-
-def yes_from_environment() -> bool:
-    return environment.assume_yes()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,20 +154,47 @@ class Estimate:
     precision: str
     seconds: float
     basis: str  # how `seconds` was obtained, in words
-    kind: str  # 'calibrated', 'assumed' (recording machine's speed), 'bf16-bound' or 'guess'
+    kind: str  # 'calibrated', 'assumed' (recording machine's speed), 'bf16-bound', 'sibling' or 'guess'
 
 
-def estimate_run(exp, config, here: dict) -> Estimate:
-    """The time `exp(config)` should take here, from its recorded wall time scaled by the calibrations."""
+def _recorded_wall(exp, config) -> float | None:
+    wall = (exp.read_meta(config) or {}).get("wall_time_s")
+    return float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None
+
+
+def _sibling(exp, config, candidates: list) -> Any:
+    """The computed config of the same experiment and precision with the most fields equal to `config`'s, or None."""
+    def alike(other) -> int:
+        return sum(getattr(other, f.name, None) == getattr(config, f.name) for f in dataclasses.fields(config))
+
+    same = [c for e, c in candidates if e is exp and c != config and type(c) is type(config)
+            and precision(c) == precision(config) and _recorded_wall(e, c) is not None]
+    return max(same, key=alike, default=None)
+
+
+def estimate_run(exp, config, here: dict, siblings: list | None = None) -> Estimate:
+    """The time `exp(config)` should take here, from its recorded wall time scaled by the calibrations.
+
+    A run never computed is estimated from its closest computed sibling among `siblings` (default:
+    every registered run), at the sibling's estimate here.
+    """
     from hw3.compute.plan import expected_cost
 
     name, prec = exp.name(config), precision(config)
     state = exp.status(config).state
     meta = exp.read_meta(config) or {}
-    wall = meta.get("wall_time_s")
-    if not isinstance(wall, (int, float)):
-        guess = expected_cost((exp, config))
-        return Estimate(name, state, prec, guess, "never recorded: the runner's rough per-epoch guess", "guess")
+    wall = _recorded_wall(exp, config)
+    if wall is None:
+        sibling = _sibling(exp, config, _registered() if siblings is None else siblings) \
+            if dataclasses.is_dataclass(config) else None
+        if sibling is None:
+            guess = expected_cost((exp, config))
+            return Estimate(name, state, prec, guess, "never recorded: the runner's rough per-epoch guess", "guess")
+        base = estimate_run(exp, sibling, here, siblings=[])
+        ratio = (config.epochs / sibling.epochs) if getattr(sibling, "epochs", 0) and getattr(config, "epochs", 0) else 1.0
+        return Estimate(name, state, prec, base.seconds * ratio,
+                        f"never computed: as {exp.name(sibling)} here ({duration(base.seconds)}, {base.kind})"
+                        + (f" × {ratio:.2f} for its epochs" if ratio != 1.0 else ""), "sibling")
     machine = meta.get("machine", {})
     cpu = machine.get("cpu", "an unknown CPU")
     then = recorded(exp.folder(config)) or {}
@@ -204,11 +229,18 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def plan(todo: list, jobs: int, threads: int, here: dict) -> tuple[list[Estimate], float]:
+def _registered() -> list:
+    from hw3.experiments import registry
+
+    return registry.all_experiments()
+
+
+def plan(todo: list, jobs: int, threads: int, here: dict, siblings: list | None = None) -> tuple[list[Estimate], float]:
     """Each run's estimate, and the wall clock for `jobs` workers of `threads` threads, level by level."""
     from hw3.compute.plan import levels
 
-    estimates = [estimate_run(exp, config, here) for exp, config in todo]
+    siblings = [*todo, *(_registered() if siblings is None else siblings)]
+    estimates = [estimate_run(exp, config, here, siblings) for exp, config in todo]
     by_name = {e.name: e.seconds for e in estimates}
     return estimates, wall_clock(by_name, [[exp.name(c) for exp, c in level] for level in levels(todo)], jobs)
 
@@ -233,9 +265,14 @@ def describe(estimates: list[Estimate], wall: float | None, here: dict, workers:
         lines.append(f"  {len(bounded)} bf16 run(s) recorded on a CPU with bf16 units are scaled by this machine's bf16/fp32 "
                      f"slowdown in the calibration ({here['fp32'] / here['bf16']:.1f}×): a lower bound, as bf16 ran faster "
                      "than fp32 there.")
+    from_siblings = [e for e in estimates if e.kind == "sibling"]
+    if from_siblings:
+        lines.append(f"  {len(from_siblings)} run(s) were never computed: each is estimated from a computed run of the "
+                     "same experiment, at that run's estimate here.")
     guessed = [e for e in estimates if e.kind == "guess"]
     if guessed:
-        lines.append(f"  {len(guessed)} run(s) were never computed: their estimate is the runner's rough per-epoch guess.")
+        lines.append(f"  {len(guessed)} run(s) were never computed and have no computed sibling: their estimate is the "
+                     "runner's rough per-epoch guess.")
     return lines
 
 
@@ -251,52 +288,45 @@ def bf16_warning(estimates: list[Estimate], here: dict) -> str | None:
 
 
 def confirm(todo: list, jobs: int | None = None, device: str | None = None, scheduler: str | None = None,
-            yes: bool = False, stdin=None, out=None) -> bool:
+            yes: bool = False, stdin=None, out=None, threads: int | None = None, dry_run: bool = False) -> bool:
     """Print what will be computed and the estimate; ask when bf16 would be emulated. True: go ahead.
 
     Raises ValueError (the CLI's exit status 2) when confirmation is needed and there is no terminal
-    to ask, and neither `yes` nor HW3_YES=1 gives it.
+    to ask, and neither `yes` nor HW3_YES=1 gives it. With `dry_run` it only prints, and asks nothing.
     """
     from hw3.compute.plan import cores as _cores
 
     stdin, out = stdin or sys.stdin, out or sys.stdout
     if not todo:
+        if dry_run:
+            print("Dry run: every experiment asked for is cached and current; nothing would be computed.", file=out)
         return True
     on_gpu = (device or "auto").startswith("cuda") or (device in (None, "auto") and _cuda_available())
     if on_gpu:
         print(f"To compute on the GPU: {len(todo)} experiment(s); the recorded times are CPU times, so no estimate.", file=out)
         return True
     if scheduler:
-        jobs, threads, workers = None, None, f"on the Dask cluster at {scheduler} (estimated as if its workers were this machine)"
+        jobs, workers = None, f"on the Dask cluster at {scheduler} (estimated as if its workers were this machine)"
+        threads = threads or None
     else:
         jobs = jobs or min(_cores(), len(todo))
-        threads = max(1, _cores() // jobs)
+        threads = threads or max(1, _cores() // jobs)
         workers = f"{jobs} worker(s) × {threads} thread(s)"
     here = calibrate(threads or 1, bf16=any(precision(c) == "bf16" for _, c in todo))
     estimates, wall = plan(todo, jobs or 1, threads or 1, here)
     for line in describe(estimates, None if scheduler else wall, here, workers):
         print(line, file=out)
     warning = bf16_warning(estimates, here)
+    if warning is not None:
+        print(warning, file=out)
+    if dry_run:
+        print("Dry run: nothing was computed.", file=out, flush=True)
+        return True
     if warning is None:
         out.flush()
         return True
-    print(warning, file=out)
-    if yes or yes_from_environment():
-        print("Going ahead (--yes).", file=out, flush=True)
-        return True
-    if not _is_terminal(stdin):
-        raise ValueError("bf16 runs on a CPU without bf16 units need confirmation: pass --yes (or set HW3_YES=1) "
-                         "to compute them anyway; nothing was computed")
-    print("Compute anyway? [y/N] ", end="", file=out, flush=True)
-    answer = stdin.readline().strip().lower()
-    return answer in ("y", "yes")
-
-
-def _is_terminal(stream) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+    return ask.confirmed("Compute anyway?", "bf16 runs on a CPU without bf16 units need confirmation: pass --yes "
+                         "(or set HW3_YES=1) to compute them anyway; nothing was computed", yes=yes, stdin=stdin, out=out)
 
 
 def _cuda_available() -> bool:

@@ -9,6 +9,7 @@ import os
 
 from hw3.experiments.registry import Run
 from hw3.experiments.registry import name_of as _name
+from hw3.store.cached import check_distinct
 
 
 def cores() -> int:
@@ -40,6 +41,7 @@ def to_compute(runs: list[Run], force: bool = False) -> list[Run]:
 
     for run in runs:
         visit(run)
+    check_distinct([*runs, *todo.values()])  # e.g. runs passed by a script, not only the registry's
     return list(todo.values())
 
 

@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 from hw3.experiments import bonus, fashion, gallery, multimnist, multimnist_final
-from hw3.store.cached import Experiment
+from hw3.store.cached import Experiment, check_distinct
 
 Run = tuple[Experiment, Any]
 
@@ -24,6 +24,7 @@ def all_experiments() -> list[Run]:
     runs += [(multimnist.run_multimnist_analysis, multimnist.ANALYSIS)]
     runs += [(multimnist.run_single_task, c) for c in multimnist.SINGLE_TASK]
     runs += [(multimnist_final.run_final, c) for c in multimnist_final.FINAL]
+    check_distinct(runs)  # two configs with one name would overwrite each other's entry: fail at registration
     return runs
 
 

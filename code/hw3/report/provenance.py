@@ -1,4 +1,8 @@
-"""Where the cache came from: which machine computed each entry, with which libraries, in how long."""
+"""Where the cache came from: which machine computed each entry, with which libraries, in how long.
+
+Everything here is read from meta.json, which a received cache could fill with anything: the texts
+go into the report's markdown through `untrusted.markdown`, so they show as written and do nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import pandas as pd
 
 from hw3.experiments import registry
 from hw3.report.tables import markdown_table
+from hw3.store import untrusted
 
 
 def provenance_table() -> str:
@@ -14,21 +19,24 @@ def provenance_table() -> str:
     for name, (exp, config) in registry.by_name().items():
         meta = exp.read_meta(config) or {}
         machine = meta.get("machine", {})
-        rows.append({"experiment": name, "time (s)": f"{meta['wall_time_s']:.0f}" if "wall_time_s" in meta else "-",
-                     "device": machine.get("gpu") or machine.get("device", "-"),
-                     "CPU (ISA)": f"{machine.get('cpu', '-')} ({machine.get('isa', '-')})",
-                     "torch": meta.get("versions", {}).get("torch", "-")})
+        wall = meta.get("wall_time_s")
+        rows.append({"experiment": name, "time (s)": f"{wall:.0f}" if isinstance(wall, (int, float)) else "-",
+                     "device": untrusted.markdown(machine.get("gpu") or machine.get("device", "-")),
+                     "CPU (ISA)": untrusted.markdown(f"{machine.get('cpu', '-')} ({machine.get('isa', '-')})"),
+                     "torch": untrusted.markdown(meta.get("versions", {}).get("torch", "-"))})
     return markdown_table(pd.DataFrame(rows))
 
 
 def compute_hours() -> float:
     """Total recorded wall time of every cached experiment, in hours (runs in parallel take less elapsed time)."""
-    return sum((exp.read_meta(config) or {}).get("wall_time_s", 0.0) for exp, config in registry.all_experiments()) / 3600
+    walls = ((exp.read_meta(config) or {}).get("wall_time_s") for exp, config in registry.all_experiments())
+    return sum(w for w in walls if isinstance(w, (int, float))) / 3600
 
 
 def _machine_label(meta: dict | None) -> str:
+    """'CPU (ISA, bf16 units)', as inert markdown (the report puts it in its prose)."""
     m = (meta or {}).get("machine", {})
-    return f"{m.get('cpu', '?')} ({m.get('isa', '?')}, bf16 units: {m.get('bf16_units', '?')})"
+    return untrusted.markdown(f"{m.get('cpu', '?')} ({m.get('isa', '?')}, bf16 units: {m.get('bf16_units', '?')})")
 
 
 def machine_of(config) -> str:

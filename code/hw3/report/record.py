@@ -13,12 +13,12 @@ every cached run.) Losses cannot be recomputed from predictions, so they are the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hw3.experiments import fashion, registry
+from hw3.experiments import bonus, fashion, multimnist, registry
 from hw3.report import stats
 
 
@@ -88,12 +88,23 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Meta:
-    """How the run was computed."""
+    """How the run was computed. The wall time and the threads come from meta.json (the store keeps
+    them out of output.joblib, so that a bit-identical recompute leaves it byte-identical); the
+    device and the parameter count from the output."""
 
-    wall_time_s: float
+    wall_time_s: float  # the training loop's own time (meta.json's train_time_s)
     device: str
     num_parameters: int
     threads: int | None = None
+
+    @classmethod
+    def of(cls, stored: Mapping, entry: Mapping | None) -> Meta:
+        """From the output's "meta" dict and the entry's meta.json; older outputs still hold wall time and threads."""
+        inner, entry = dict(stored.get("meta", {})), entry or {}
+        wall = entry.get("train_time_s", inner.get("wall_time_s", entry.get("wall_time_s")))
+        threads = entry.get("threads", inner.get("threads"))
+        return cls(float(wall) if isinstance(wall, (int, float)) else float("nan"), inner["device"], inner["num_parameters"],
+                   threads if isinstance(threads, int) else None)
 
 
 @dataclass(frozen=True)
@@ -122,16 +133,16 @@ class Run:
         return getattr(self.config, "label", self.name)
 
     @classmethod
-    def from_stored(cls, name: str, config: Any, stored: dict) -> Run:
+    def from_stored(cls, name: str, config: Any, stored: dict, entry: Mapping | None = None) -> Run:
+        """`stored`: the output; `entry`: its meta.json (for the wall time and the threads)."""
         heads = tuple(k.removeprefix("acc_") for k in next(iter(stored["final"].values())) if k.startswith("acc_") and k != "acc_all") \
             or ("label",)
         evaluations = {split: Evaluation({k: v for k, v in metrics.items() if k.startswith("loss")},
                                          stored["predictions"][split], stored["labels"][split.removesuffix("_tta")], heads)
                        for split, metrics in stored["final"].items()}
         h = stored["history"]
-        meta = {f.name: stored["meta"][f.name] for f in fields(Meta) if f.name in stored["meta"]}
         return cls(name, config, History(h["epochs"], np.asarray(h["step_loss"]), list(h["lr"])), evaluations,
-                   stored["state_dict"], Meta(**meta), stored.get("normalization"))
+                   stored["state_dict"], Meta.of(stored, entry), stored.get("normalization"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,6 +185,7 @@ class FinalTest:
 
     @classmethod
     def from_stored(cls, stored: dict) -> FinalTest:
+        _one_of(stored["chosen"], {c.label for c in bonus.RUNS}, "bonus-final's chosen step")
         labels = stored["labels"]["test"]
         tests = [Evaluation({"loss": t["loss"]}, p, labels) for t, p in zip(stored["test"], stored["predictions"]["test"])]
         return cls(stored["chosen"], stored["tta"], list(stored["seeds"]), list(stored["val_acc"]), tests,
@@ -203,16 +215,28 @@ class DeadUnits:
         return cls(live, {m: per["classes_predicted"] for m, per in stored.items()})
 
 
+def _one_of(value: Any, allowed: set[str], what: str) -> None:
+    """The report prints these names as written: a received cache may only name a registered run (no markup)."""
+    if value not in allowed:
+        raise ValueError(f"{what} is {str(value)[:80]!r}, not one of the registered runs {sorted(allowed)}")
+
+
+def _digit_analysis(stored: dict) -> DigitAnalysis:
+    _one_of(stored["chosen"], {multimnist.run_multimnist.name(c) for c in multimnist.SWEEP}, "multimnist-analysis's chosen run")
+    return DigitAnalysis(**stored)
+
+
 _RECORDS = {"bonus-final": FinalTest.from_stored, "dead-units": DeadUnits.from_stored,
             "gallery": lambda d: Gallery(**d), "data-check": lambda d: DataCheck(**d),
-            "multimnist-analysis": lambda d: DigitAnalysis(**d)}
+            "multimnist-analysis": _digit_analysis}
 
 
-def as_record(experiment, config: Any, stored: dict):
-    """The record of `config`'s stored output (a `Run` for every trained model)."""
+def as_record(experiment, config: Any, stored: dict, stored_entry: bool = True):
+    """The record of `config`'s output (a `Run` for every trained model); its meta.json is read only
+    for a stored output (`stored_entry`), never for one computed now."""
     if experiment.prefix in _RECORDS:
         return _RECORDS[experiment.prefix](stored)
-    return Run.from_stored(experiment.name(config), config, stored)
+    return Run.from_stored(experiment.name(config), config, stored, experiment.read_meta(config) if stored_entry else None)
 
 
 def load(config: Any):
@@ -225,7 +249,7 @@ def load(config: Any):
 
     experiment = registry.experiment_of(config)
     if retrain.active():
-        return as_record(experiment, config, retrain.active().output(experiment, config))
+        return as_record(experiment, config, retrain.active().output(experiment, config), stored_entry=False)
     _say_if_edited()
     return as_record(experiment, config, experiment(config))
 

@@ -13,12 +13,15 @@ under HW3_STRICT_VERSIONS=1. (Across CPUs the same code gives slightly different
 so "stale" would mean "recompute everything on every laptop"; a torch upgrade changes kernels the
 same way. Strict mode is for checking a cache before publishing it.)
 
-Nothing is deleted implicitly: recomputing replaces one entry atomically, and `garbage` lists the
+Nothing is deleted implicitly: recomputing replaces one entry atomically, and `hw3.store.tidy.garbage` lists the
 entries no registered experiment reaches, for `python -m hw3 gc` to remove on request.
 
 In cache-only mode (HW3_CACHE_ONLY=1: renders, tests, CI) nothing is computed and nothing is
 written; a missing or stale entry raises CacheMissError with the reason and the command that fixes it.
-The outputs are pickles: load only caches you trust (your own, or this repository's).
+
+A cache may come from anyone: outputs are read by a restricted unpickler that builds only plain data
+(`hw3.store.safeload`), meta.json is size- and depth-checked and its data keys must stay inside the
+data folder, and its texts are escaped wherever they are shown (`hw3.store.untrusted`).
 """
 
 from __future__ import annotations
@@ -28,8 +31,7 @@ import dataclasses
 import functools
 import json
 import os
-import shutil
-import tempfile
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -39,13 +41,21 @@ from typing import Any
 
 import joblib
 
-from hw3.store import fingerprint, runtime, sources
+from hw3.store import fingerprint, runtime, safeload, sources, swap
 from hw3.environment import cache_dir, cache_only, data_dir, strict_versions
 
 REFRESH_COMMAND = "make results"
 
 FINGERPRINT_EXEMPT = True  # where and how results are kept is not what they are (see hw3.store.fingerprint.closure)
-OUTPUT, META = "output.joblib", "meta.json"
+OUTPUT, META = swap.OUTPUT, swap.META
+
+# Keys of an output's "meta" dict (what experiments.skeleton returns) that describe the run, not the
+# result: they differ between two bit-identical runs, so they are kept in meta.json only, and a
+# recompute that gives the same result leaves output.joblib byte-identical.
+RUN_FACTS = ("wall_time_s", "threads")
+
+# Free space needed before computing: the largest entry (about 5 MiB) with its rescue copy, with a wide margin.
+MIN_FREE_BYTES = 64 * 2**20
 
 
 class CacheMissError(RuntimeError):
@@ -231,15 +241,45 @@ def _meta_problem(meta: Any) -> str | None:
             return f"'{name}' is {'missing' if name not in meta else f'a {type(meta[name]).__name__}'}, not a {kind.__name__}"
     if not all(isinstance(v, dict) and isinstance(v.get("output"), str) for v in meta["upstream"].values()):
         return "an 'upstream' entry has no output hash"
+    outside = next((k for k in meta["data"] if not _inside_data_folder(k)), None)
+    if outside is not None:  # never stat, open or hash it: /dev/zero would hang, /etc/... would leak
+        return f"data key {outside!r} is not a path inside the data folder"
     return None
+
+
+def _inside_data_folder(key: str) -> bool:
+    """A relative path that cannot leave the folder it is joined to (no '..', not absolute)."""
+    parts = Path(key).parts
+    return bool(parts) and not Path(key).is_absolute() and ".." not in parts and not key.startswith("~")
+
+
+MAX_META_DEPTH, MAX_META_BYTES = 16, 16 * 2**20  # what the store writes is 4 levels deep and well under 1 MiB
+
+
+def _too_deep(value: Any, limit: int = MAX_META_DEPTH) -> bool:
+    """Nested deeper than `limit` (checked without recursion: a hostile file could be 100,000 deep)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth >= limit:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 @functools.lru_cache(maxsize=512)
 def _parse_meta(path: str, signature: tuple[int, int]) -> tuple[Any, str | None]:
+    if signature[1] > MAX_META_BYTES:
+        return None, f"{signature[1]:,} bytes, more than any meta.json the store writes"
     try:
         meta = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        return None, f"not valid JSON ({exc})"
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    except (ValueError, RecursionError) as exc:
+        return None, f"not valid JSON ({str(exc)[:200] or type(exc).__name__})"
+    if _too_deep(meta):
+        return None, f"nested more than {MAX_META_DEPTH} levels deep"
     return meta, _meta_problem(meta)
 
 
@@ -314,12 +354,14 @@ class Experiment:
         folder = self.folder(config)
         meta, _ = _meta_at(folder / META)
         root = data_dir()
-        data = tuple((rel, fingerprint.stat_signature(root / rel)) for rel in sorted((meta or {}).get("data", {})))
+        data = tuple((rel, fingerprint.stat_signature(root / rel)) for rel in sorted((meta or {}).get("data", {}))
+                     if _inside_data_folder(rel))
         try:  # memoised on the source files' signatures; part of the key so that clearing that memo is seen too
             code = tuple(tuple(sorted(d.items())) for d in self.code_fingerprint(config))
         except LookupError:
             code = None
-        return (self.key(config), code, fingerprint.stat_signature(folder / META), fingerprint.stat_signature(folder / OUTPUT),
+        leftovers = tuple(swap.leftovers(folder)) if meta is None else ()  # an interrupted swap changes the reason
+        return (self.key(config), code, fingerprint.stat_signature(folder / META), fingerprint.stat_signature(folder / OUTPUT), leftovers,
                 fingerprint.package_signature(fingerprint.source_root(self.func)), str(root), data, strict_versions(),
                 tuple(exp._status_key(cfg) for exp, cfg in self.upstream(config)))
 
@@ -329,10 +371,15 @@ class Experiment:
         Computed once per process for as long as nothing it depends on changes (see `_status_key`).
         """
         _check_config(config)
-        folder, key = str(self.folder(config)), self._status_key(config)
-        memo = _STATUS_MEMO.get(folder)
+        folder, key = self.folder(config), self._status_key(config)
+        memo = _STATUS_MEMO.get(str(folder))
         if memo is None or memo[0] != key:
-            memo = _STATUS_MEMO[folder] = (key, self._status(config))
+            status = self._status(config)
+            if status.state in ("missing", "unreadable") and folder.parent.is_dir():
+                # A writer may be swapping this entry in right now: look again once it is done.
+                with swap.lock(folder.parent, shared=True):
+                    key, status = self._status_key(config), self._status(config)
+            memo = _STATUS_MEMO[str(folder)] = (key, status)
         return copy.deepcopy(memo[1])
 
     def _status(self, config: Any) -> Status:
@@ -341,6 +388,9 @@ class Experiment:
         if problem:
             return Status("unreadable", [f"its meta.json is malformed ({problem})"])
         if meta is None or not (folder / OUTPUT).exists():
+            if swap.leftovers(folder):
+                return Status("missing", [f"an interrupted write left it beside its folder: `python -m hw3 run {self.name(config)}` "
+                                          "puts it back without recomputing"])
             return Status("missing", ["not in the cache"])
         if meta["key"] != self.key(config):
             return Status("missing", ["the cache folder holds a different config"])
@@ -379,9 +429,22 @@ class Experiment:
     def _data_reasons(meta: dict, notes: list[str]) -> list[str]:
         root, reasons, absent = data_dir(), [], 0
         for rel, stored in sorted(meta["data"].items()):
-            now = fingerprint.file_hash(root / rel)
-            if now is None:
+            path = root / rel
+            if not path.exists():
                 absent += 1  # a render without the datasets cannot check them, and must still load
+                continue
+            # The key cannot leave the data folder (_meta_problem); what the folder holds is the user's own,
+            # links included. Only regular files are hashed: a device or a fifo would never end.
+            if not path.is_file():
+                reasons.append(f"data file {rel} is not a regular file")
+                continue
+            try:
+                now = fingerprint.file_hash(path)
+            except OSError as exc:
+                reasons.append(f"data file {rel} cannot be read ({exc.strerror or exc})")
+                continue
+            if now is None:
+                absent += 1
             elif now != stored:
                 reasons.append(f"data file {rel} changed")
         if absent:
@@ -412,13 +475,21 @@ class Experiment:
 
     def load_entry(self, config: Any) -> Any:
         """The stored output whatever its status (for inspecting old results)."""
-        name = self.name(config)
-        try:
-            return joblib.load(self.folder(config) / OUTPUT)
+        name, folder = self.name(config), self.folder(config)
+        try:  # restricted to plain data: a received cache runs no code here (hw3.store.safeload)
+            try:
+                return safeload.load(folder / OUTPUT)
+            except FileNotFoundError:  # mid-swap: read it once the writer is done
+                with swap.lock(folder.parent, shared=True):
+                    return safeload.load(folder / OUTPUT)
+        except safeload.UnsafePickleError as exc:
+            raise CacheMissError(f"experiment '{name}': its output.joblib was refused: {exc}. Do not use this cache "
+                                 f"entry; recompute it with `python -m hw3 run {name} --force`.") from None
         except Exception as exc:  # intact bytes that do not unpickle (e.g. another library version)
             # Its status still reads 'cached' (its bytes match), so a plain `run` would skip it: --force.
-            raise CacheMissError(f"experiment '{name}': its cache entry is unreadable ({type(exc).__name__}: {exc}). "
-                                 f"Recompute it with `python -m hw3 run {name} --force`.") from exc
+            detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+            raise CacheMissError(f"experiment '{name}': its cache entry is unreadable ({type(exc).__name__}: {detail}). "
+                                 f"Recompute it with `python -m hw3 run {name} --force`.") from None
 
     # computing ------------------------------------------------------------------------------
     def compute(self, config: Any, settings: RunSettings | None = None) -> Any:
@@ -432,7 +503,7 @@ class Experiment:
         if cache_only():
             raise CacheMissError(f"experiment '{name}' would be computed, but HW3_CACHE_ONLY is set")
         settings = settings or RunSettings()
-        prepare_folder(self.folder(config))  # before computing: a result that cannot be written is lost
+        prepare_folder(self.folder(config), self.key(config))  # before computing: a result that cannot be written is lost
         fp = self.fingerprint_details(config)
         code, constants = fp.code, fp.constants
         self._check_imported(config, fp.modules, "before it ran")  # the code in memory is the code fingerprinted
@@ -444,11 +515,16 @@ class Experiment:
                 runtime.recording(fingerprint.source_root(self.func)) as ran:
             output = self.func(config, settings, **kwargs)
         wall = time.perf_counter() - started
+        output, facts = split_run_facts(output)
         self._check_unchanged(config, code, constants, files)
         self._check_lookups(config, lookups)
         fp, extra = self._add_what_ran(config, fp, ran)
         code, constants = fp.code, fp.constants
         root = data_dir()
+        outside = [str(p) for p in files if not Path(os.path.abspath(p)).is_relative_to(root)]  # links in it are fine
+        if outside:  # its key in meta.json would point outside the data folder, which a reader refuses
+            raise StoreError(f"experiment '{name}' read data files outside the data folder {root} ({', '.join(outside)}); "
+                             "its result was not written. Read data through hw3.nn.data, under HW3_DATA_DIR.")
         meta = {
             "name": name,
             "experiment": f"{self.func.__module__}.{self.func.__name__}",
@@ -458,12 +534,13 @@ class Experiment:
             "code_local": fp.local,
             "ran": extra,
             "constants": constants,
-            "data": {str(p.relative_to(root)) if p.is_relative_to(root) else str(p): h for p, h in files.items()},
+            "data": {str(Path(os.path.abspath(p)).relative_to(root)): h for p, h in files.items()},
             "upstream": {exp.name(cfg): {"key": exp.key(cfg), "output": exp.read_meta(cfg)["output_hash"]} for exp, cfg in self.upstream(config)},
             "output_hash": joblib.hash(output),
             "versions": fingerprint.versions(),
             "machine": fingerprint.machine(_device_of(output)),
-            "wall_time_s": wall,
+            "wall_time_s": wall,  # the whole call, data loading included: what a recompute's estimate starts from
+            **run_facts_for_meta(facts),
             "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
         self._write(config, output, meta)
@@ -509,23 +586,16 @@ class Experiment:
                                  f"`code=`, so its fingerprint would not cover it; its result was not written.")
 
     def _write(self, config: Any, output: Any, meta: dict) -> None:
-        folder = self.folder(config)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the entry, then swap it in: an interrupted run leaves the old entry intact.
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        """Swap the entry in (hw3.store.swap); a result that cannot be written is rescued, and the error says where."""
+        folder, name = self.folder(config), self.name(config)
         try:
-            joblib.dump(output, tmp / OUTPUT)
-            # The hash of the bytes, checked whenever the entry is served (cheap: memoised on the file's stat).
-            meta["output_sha256"] = fingerprint.file_sha256(tmp / OUTPUT)
-            (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            if folder.exists():
-                folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            swap.write_entry(folder, output, meta)
+        except OSError as exc:
+            kept = swap.rescue(name, output, meta)
+            where = (f"the result was kept in {kept}: free space, then `mv {kept} {folder}`" if kept
+                     else "it could not be kept elsewhere either: free space and run it again")
+            raise StoreError(f"experiment '{name}': cannot write its result to {folder.parent} "
+                             f"({exc.strerror or exc}); {where}") from None
 
     def __call__(self, config: Any, settings: RunSettings | None = None) -> Any:
         # A damaged entry is not silently replaced: it is left for the user to see (`run NAME` replaces it).
@@ -550,6 +620,27 @@ def _field_names(config: Any) -> set[str]:
     return set()
 
 
+def split_run_facts(output: Any) -> tuple[Any, dict]:
+    """(`output` without its RUN_FACTS, those facts): the facts go to meta.json, the rest to output.joblib."""
+    inner = output.get("meta") if isinstance(output, dict) else None
+    if not isinstance(inner, dict) or not any(k in inner for k in RUN_FACTS):
+        return output, {}
+    facts = {k: inner[k] for k in RUN_FACTS if k in inner}
+    return {**output, "meta": {k: v for k, v in inner.items() if k not in RUN_FACTS}}, facts
+
+
+def run_facts_for_meta(facts: dict) -> dict:
+    """meta.json's fields for the run facts: `train_time_s` (the training loop's own time) and `threads`."""
+    out = {}
+    if "wall_time_s" in facts:
+        out["train_time_s"] = facts["wall_time_s"]
+    torch = sys.modules.get("torch")  # only when the run used torch: the store itself never imports it
+    threads = facts.get("threads", torch.get_num_threads() if torch is not None else None)
+    if threads is not None:
+        out["threads"] = threads
+    return out
+
+
 def _device_of(output: Any) -> str:
     """The device the result was computed on: what the training loop reports, else the CPU (no tensors were moved)."""
     meta = output.get("meta", {}) if isinstance(output, dict) else {}
@@ -561,29 +652,27 @@ def _output_problem(meta: dict, output: Path) -> str | None:
     recorded = meta.get("output_sha256")
     if not isinstance(recorded, str):
         return "its meta.json records no hash of output.joblib, so the output cannot be verified"
-    if fingerprint.file_sha256(output) != recorded:
+    if not output.is_file():
+        return "output.joblib is not a regular file"
+    try:
+        actual = fingerprint.file_sha256(output)
+    except OSError as exc:
+        return f"output.joblib cannot be read ({exc.strerror or exc})"
+    if actual != recorded:
         return "output.joblib does not match the hash recorded when it was written (edited, replaced or truncated since)"
     return None
 
 
-def prepare_folder(folder: Path) -> None:
-    """Before computing an entry: its cache folder must be writable, and a stale `.<name>.old` is cleared.
-
-    A `.<name>.old` beside an existing entry is left from an interrupted swap and is removed; without
-    the entry it is the only copy of the previous result, and is put back.
-    """
+def prepare_folder(folder: Path, key: str | None = None) -> None:
+    """Before computing an entry: its cache folder must be writable with room to spare, and an
+    interrupted swap is undone (`swap.restore`), so that nothing computed earlier is lost."""
     parent = folder.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        os.rmdir(tempfile.mkdtemp(prefix=f".{folder.name}.probe-", dir=parent))
-        old = folder.with_name(f".{folder.name}.old")
-        if old.exists() and not folder.exists():
-            old.rename(folder)
-        elif old.exists():
-            shutil.rmtree(old)
+        swap.check_writable(parent, MIN_FREE_BYTES)
+        swap.restore(folder, key)
     except OSError as exc:
         raise StoreError(f"cannot write to the cache folder {parent} ({exc.strerror or exc}); nothing was computed. "
-                         f"Make it writable, or point HW3_CACHE_DIR at a writable folder.") from None
+                         f"Make it writable (or free space), or point HW3_CACHE_DIR at another folder.") from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -594,11 +683,15 @@ def _jsonable(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
 
 
-def garbage(reachable: list[tuple[Experiment, Any]], root: Path | None = None) -> list[Path]:
-    """Entry folders under the cache that no registered (experiment, config) owns."""
-    root = root or cache_dir()
-    wanted = {exp.folder(cfg, root) for exp, cfg in reachable}
-    if not root.exists():
-        return []
-    entries = [p for prefix in sorted(root.iterdir()) if prefix.is_dir() for p in sorted(prefix.iterdir()) if p.is_dir()]
-    return [p for p in entries if p not in wanted] + [p for p in sorted(root.iterdir()) if p.is_dir() and not any(p.iterdir())]
+def check_distinct(runs: list[tuple[Experiment, Any]]) -> None:
+    """ValueError when two different configs get the same entry name: each would overwrite the other's entry.
+
+    Names are readable, not injective: `label="x-lr0.1"` and `label="x", lr=0.1` both give `...-x-lr0.1`.
+    """
+    seen: dict[tuple[str, str], tuple[str, Any]] = {}
+    for exp, config in runs:
+        where, key = (exp.prefix, exp.name(config)), exp.key(config)
+        if where in seen and seen[where][0] != key:
+            raise ValueError(f"two different configs are both named '{where[1]}', so they would overwrite each other's "
+                             f"cache entry: {seen[where][1]!r} and {config!r}. Make their names differ (a label, say)")
+        seen[where] = (key, config)
