@@ -197,7 +197,7 @@ def seed_curves(groups: Mapping[str, Sequence[Run]], title: str, smooth: int = 1
     Bottom: loss and accuracy per epoch, train dashed, validation solid with its band. Configurations
     whose mean final validation accuracy is near chance are drawn only in the 0–100% inset.
     """
-    fig = plt.figure(figsize=(11, 6.4), layout="constrained")
+    fig = plt.figure(figsize=(11, 5.4), layout="constrained")
     grid = fig.add_gridspec(2, 2, height_ratios=(1, 1))
     ax_step = fig.add_subplot(grid[0, :])
     ax_loss, ax_acc = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
