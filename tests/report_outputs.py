@@ -43,6 +43,15 @@ def float_mismatches(found: list[tuple[str, int, str]], expected: list[tuple[str
     return problems
 
 
+_HIDDEN_IN_PDF = re.compile(r'^::: \{\.content-hidden when-format="typst"\}\n.*?^:::\n', re.MULTILINE | re.DOTALL)
+
+
+def shown_in(qmd_text: str, fmt: str) -> str:
+    """The document as a format sees it: the PDF (typst) drops `content-hidden when-format="typst"` blocks,
+    so its figures and tables are numbered without them."""
+    return _HIDDEN_IN_PDF.sub("", qmd_text) if fmt == "pdf" else qmd_text
+
+
 def expected_floats(qmd_text: str) -> list[tuple[str, int, str]]:
     """("Figure"|"Table", number, caption start) for every `fig-`/`tbl-` chunk with a caption."""
     counters = {"fig": 0, "tbl": 0}

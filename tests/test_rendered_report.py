@@ -152,7 +152,7 @@ def test_inline_expressions_are_evaluated(rendered):
 
 @pytest.mark.parametrize("fmt", ["html", "pdf", "ipynb"])
 def test_figures_and_tables_numbered_as_in_the_report(rendered, fmt):
-    expected = ro.expected_floats(REPORT.read_text(encoding="utf-8"))
+    expected = ro.expected_floats(ro.shown_in(REPORT.read_text(encoding="utf-8"), fmt))
     found = {"html": lambda: ro.captions_html(rendered.html), "ipynb": lambda: ro.captions_ipynb(rendered.nb),
              "pdf": lambda: ro.captions_pdf(rendered.pdf_pages)}[fmt]()
     assert ro.float_mismatches(found, expected) == []

@@ -278,9 +278,11 @@ def test_real_bare_name_calls_stale_nothing(tmp_path):
     copy = copy_package(tmp_path)
     skeleton = copy / "hw3" / "experiments" / "skeleton.py"
     text = skeleton.read_text()
-    assert "train.fit(" in text, "the refactor this test applies"
-    text = text.replace("train.fit(", "fit(").replace("train.evaluate(", "evaluate(")
-    text = text.replace("from hw3.nn import ", "from hw3.nn.train import evaluate, fit\nfrom hw3.nn import ", 1)
+    # main calls them by bare name since the notebook issue; the test applies the refactor backwards
+    # (qualified calls again), which is the same edit seen from the other side.
+    assert "history = fit(" in text and "from hw3.nn.train import evaluate, fit" in text, "the refactor this test applies"
+    text = text.replace("history = fit(", "history = train.fit(").replace("scores = evaluate(", "scores = train.evaluate(")
+    text = text.replace("from hw3.nn.train import evaluate, fit\n", "", 1)
     skeleton.write_text(text)
     status = real_status(copy)
     assert not_cached(status) == {}

@@ -110,11 +110,12 @@ def rebound(ns: Mapping | None = None) -> Iterator[dict[str, object]]:
     """Within: every reference of a loaded hw3 module (a global, or a value of a dict such as
     `models.MODELS`) to a package object the notebook redefined points at the notebook's object.
     Yields {name: notebook object}; everything is restored on exit."""
-    replacements = {}
+    replacements, names = {}, {}
     for (module, name), obj in definitions(ns).items():
         original = _package_object(module, name)
         if original is not None and not hasattr(original, "prefix"):  # a store experiment stays the store's
             replacements[id(original)] = (original, obj)
+            names[name] = obj
     undo: list[tuple[dict, str, object]] = []
     for module_name, module in list(sys.modules.items()):
         if not (module_name == "hw3" or module_name.startswith("hw3.")) or module is None:
@@ -125,7 +126,7 @@ def rebound(ns: Mapping | None = None) -> Iterator[dict[str, object]]:
                     undo.append((holder, key, value))
                     dict.__setitem__(holder, key, replacements[id(value)][1])
     try:
-        yield {obj.__name__: obj for _, obj in replacements.values()}
+        yield names
     finally:
         for holder, key, value in reversed(undo):
             dict.__setitem__(holder, key, value)
