@@ -1,4 +1,4 @@
--- Tables in the typst (PDF) output, for Quarto and for the Quarto-free fallback alike.
+-- Tables in the typst (PDF) output.
 --
 -- * Column widths: a pipe table with a line longer than pandoc's --columns gets relative column
 --   widths from its dash counts. `DataFrame.to_markdown()` pads the dashes to the widest cell,

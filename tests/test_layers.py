@@ -65,7 +65,7 @@ ALLOWED = {("hw3", "hw3.store.sources")}
 
 def test_every_module_is_in_a_known_layer():
     unknown = {module_name(p) for p in SOURCES if layer_of(module_name(p)) not in RANK and module_name(p) != "hw3"}
-    assert not unknown, f"add these to a layer in LAYERS (and to the README's layout table): {sorted(unknown)}"
+    assert not unknown, f"add these to a layer in LAYERS (and to the table in docs/layout.md): {sorted(unknown)}"
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: module_name(p))

@@ -1,8 +1,9 @@
 """Part 3's data: MultiMNIST canvases, two MNIST digits on one 36×36 image, and their splits.
 
 x1 sits at the top-left [0:28, 0:28], x2 at the bottom-right [8:36, 8:36]; where they overlap
-([8:28, 8:28]) the canvas takes the pixel-wise max, so the right digit's strokes are drawn over
-the left one's exactly as much as the left one's are drawn over the right one's.
+([8:28, 8:28]) the canvas takes the pixel-wise max. The max favours neither digit's pixels, but the
+placement is not symmetric: the overlap covers the lower right of the left digit and the upper left
+of the right one, which are different parts of a digit.
 """
 
 from __future__ import annotations

@@ -64,71 +64,12 @@ def side_by_side(originals: np.ndarray, permuted: np.ndarray, n: int = 6) -> Fig
     return fig
 
 
-def _diverged(run: Run) -> bool:
-    """A run whose final validation accuracy is near chance (10 classes): shown in an inset, not on the main scale."""
-    return run.history.last("val", "acc") < 0.2
-
-
 def _fit(ax, values: list[np.ndarray], pad: float = 0.05) -> None:
     """Y limits that contain every plotted value, with a margin."""
     v = np.concatenate([np.asarray(x, dtype=float).ravel() for x in values])
     v = v[np.isfinite(v)]
     lo, hi = v.min(), v.max()
     ax.set_ylim(lo - pad * (hi - lo), hi + pad * (hi - lo))
-
-
-def learning_curves(runs: Mapping[str, Run], title: str, smooth: int = 100) -> Figure:
-    """One model, several optimisers: loss against steps (top), loss and accuracy against epochs (bottom).
-
-    Top: the training loss of every step (a `smooth`-step moving average) and the validation loss
-    at the end of each epoch (dots). Bottom: train (dashed) and validation (solid) per epoch.
-    `runs` maps a label (the optimiser) to its run. Losses are on a log axis clipped at
-    LOSS_CEILING, so a diverged run's early spike does not squeeze the runs that learned; accuracy
-    axes fit the runs that learned, and an inset shows every run on the full 0–100% scale.
-    """
-    fig = plt.figure(figsize=(11, 6.4), layout="constrained")
-    grid = fig.add_gridspec(2, 2, height_ratios=(1, 1))
-    ax_step = fig.add_subplot(grid[0, :])
-    ax_loss, ax_acc = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
-    inset = ax_acc.inset_axes([0.58, 0.08, 0.4, 0.4])
-    learned_acc, lowest, clipped = [], np.inf, []
-    for color, (label, result) in zip(itertools.cycle(OPTIMIZER_COLORS), runs.items()):
-        hist = result.history
-        steps = np.asarray(hist.step_loss, dtype=float)
-        val_loss = hist("val", "loss")
-        epochs = np.arange(1, len(val_loss) + 1)
-        steps_per_epoch = len(steps) // len(epochs)
-        smoothed = _smooth(steps, smooth)
-        lowest = min(lowest, np.nanmin(smoothed), np.nanmin(hist("train", "loss")))
-        if np.nanmax(smoothed) > LOSS_CEILING:
-            clipped.append(f"{label}'s moving average peaks at {np.nanmax(smoothed):.3g}")
-        ax_step.plot(np.arange(len(smoothed)) + smooth, smoothed, color=color, lw=1, label=label)
-        ax_step.plot(epochs * steps_per_epoch, val_loss, color=color, ls="none", marker="o", ms=4)
-        ax_loss.plot(epochs, hist("train", "loss"), color=color, ls="--", lw=1)
-        ax_loss.plot(epochs, val_loss, color=color, lw=1.5, marker=".")
-        accs = [100 * hist(split, "acc") for split in ("train", "val")]
-        for acc, ls in zip(accs, ("--", "-")):
-            inset.plot(epochs, acc, color=color, ls=ls, lw=1)
-            if not _diverged(result):
-                ax_acc.plot(epochs, acc, color=color, ls=ls, lw=1.5 if ls == "-" else 1, marker="." if ls == "-" else None)
-        if not _diverged(result):
-            learned_acc += accs
-    note = f" ({'; '.join(clipped)}, off the scale)" if clipped else ""
-    ax_step.set(xlabel="step (mini-batch)", ylabel="cross-entropy (log scale)", yscale="log", ylim=(0.8 * lowest, LOSS_CEILING),
-                title=f"training loss ({smooth}-step moving average) and validation loss (dots){note}")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy (log scale)", yscale="log", ylim=(0.8 * lowest, LOSS_CEILING),
-                title="loss per epoch (dashed: train, solid: validation)")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy per epoch, runs that learned")
-    _fit(ax_acc, learned_acc)
-    inset.set(ylim=(0, 100), title="all runs, 0–100%", xticks=[], yticks=[0, 50, 100])
-    inset.title.set_fontsize(9)
-    inset.tick_params(labelsize=8)
-    _integer_epochs(ax_loss, ax_acc)
-    _plain_log_ticks(ax_step, ax_loss)
-    for ax in (ax_step, ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-    fig.legend(*ax_step.get_legend_handles_labels(), loc="outside upper center", ncol=len(runs), fontsize=9, title=title)
-    return fig
 
 
 def multitask_curves(run: Run, heads: Sequence[str] = ("left", "right")) -> Figure:
@@ -150,36 +91,6 @@ def multitask_curves(run: Run, heads: Sequence[str] = ("left", "right")) -> Figu
     return fig
 
 
-def confusion_matrix(cm: np.ndarray, classes: Sequence[str]) -> Figure:
-    """Row-normalised confusion matrix (rows: true class), with the counts written in the cells."""
-    rates = cm / cm.sum(1, keepdims=True)
-    fig, ax = plt.subplots(figsize=(5.8, 4.9), layout="constrained")
-    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
-    ax.set(xlabel="predicted", ylabel="true")
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            if cm[i, j]:
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7, color="white" if rates[i, j] > 0.5 else "black")
-    return fig
-
-
-def permuted_comparison(pairs: Mapping[str, tuple[Run, Run]]) -> Figure:
-    """Validation accuracy per epoch of each model on original (solid) and permuted (dashed) pixels."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
-    for label, (original, permuted) in pairs.items():
-        for result, ls, kind in ((original, "-", "original"), (permuted, "--", "permuted")):
-            acc = 100 * result.history("val", "acc")
-            ax.plot(np.arange(1, len(acc) + 1), acc, color=MODEL_COLORS.get(label, "k"), ls=ls, marker=".", label=f"{label}, {kind}")
-    ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="SGD + Nesterov, original vs permuted pixels")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _integer_epochs(ax)
-    return fig
-
-
 def _band(ax, x, runs_values: np.ndarray, color, **line) -> None:
     """The mean over seeds (rows) as a line, and the min–max over seeds as a shaded band."""
     values = np.asarray(runs_values, dtype=float)
@@ -188,11 +99,12 @@ def _band(ax, x, runs_values: np.ndarray, color, **line) -> None:
 
 
 def seed_curves(groups: Mapping[str, Sequence[Run]], title: str, smooth: int = 100) -> Figure:
-    """`learning_curves` over seeds: each line is the mean over a configuration's seeds, and the band
-    around it spans the lowest to the highest seed (min–max, not a confidence interval).
+    """One model, several optimisers, over seeds: each line is the mean over a configuration's seeds,
+    and the band around it spans the lowest to the highest seed (min–max, not a confidence interval).
 
     `groups` maps a label (the optimiser) to its runs, one per seed (`runs.seed_groups`); colours
-    follow its order, as in `learning_curves`. Top: the training loss per step (`smooth`-step moving
+    follow its order. Losses are on a log axis clipped at LOSS_CEILING, so a diverged run's early
+    spike does not squeeze the runs that learned. Top: the training loss per step (`smooth`-step moving
     average, then averaged over seeds) and the validation loss per epoch (dots, mean over seeds).
     Bottom: loss and accuracy per epoch, train dashed, validation solid with its band. Configurations
     whose mean final validation accuracy is near chance are drawn only in the 0–100% inset.
@@ -246,8 +158,8 @@ def seed_curves(groups: Mapping[str, Sequence[Run]], title: str, smooth: int = 1
 
 
 def permuted_seed_comparison(pairs: Mapping[str, tuple[Sequence[Run], Sequence[Run]]]) -> Figure:
-    """`permuted_comparison` over seeds: each model's validation accuracy per epoch on original (solid)
-    and permuted (dashed) pixels, the mean over its seeds with a min–max band."""
+    """Each model's validation accuracy per epoch on original (solid) and permuted (dashed) pixels,
+    the mean over its seeds with a min–max band."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
     for label, (original, permuted) in pairs.items():
         for group, ls, kind in ((original, "-", "original"), (permuted, "--", "permuted")):
