@@ -168,3 +168,35 @@ def test_expected_floats_reads_chunk_options():
            '```{python}\n#| label: tbl-b\n#| tbl-cap: "The table."\nx\n```\n\n'
            '```{python}\n#| label: setup\nx\n```\n')
     assert ro.expected_floats(qmd) == [("Figure", 1, "A line."), ("Table", 1, "The table.")]
+
+
+# What Quarto 1.7 hands pandoc's typst writer for "(@fig-a; more) and @fig-a, then" (its
+# post-finalize AST, as pandoc's native format): each reference is raw typst around its supplement.
+QUARTO_TYPST_REFS = '''[ Para
+    [ Str "("
+    , RawInline (Format "typst") "#ref(<fig-a>, supplement: ["
+    , Str "Figure"
+    , RawInline (Format "typst") "])"
+    , Str ";"
+    , Space
+    , Str "more)"
+    , Space
+    , Str "and"
+    , Space
+    , RawInline (Format "typst") "#ref(<fig-a>, supplement: ["
+    , Str "Figure"
+    , RawInline (Format "typst") "])"
+    , Str ","
+    , Space
+    , Str "then."
+    ]
+]'''
+
+
+@pytest.mark.parametrize("with_filter", [False, True])
+def test_a_semicolon_after_a_reference_stays_in_the_pdf(tmp_path, with_filter):
+    args = ["-f", "native", "-t", "typst"] + (["--lua-filter", str(FILTERS / "typst-refs.lua")] if with_filter else [])
+    body = pandoc(args, QUARTO_TYPST_REFS)
+    source = "#figure(rect(), caption: [A]) <fig-a>\n\n" + body
+    text = " ".join(ro.normalized(page) for page in ro.pdf_pages_text(typst_pdf(source, tmp_path)))
+    assert ("(Figure 1; more) and Figure 1, then." in text) == with_filter, text
