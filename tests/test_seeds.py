@@ -89,6 +89,11 @@ def test_a_family_corrects_over_all_its_comparisons():
         together[("f", "e")]
 
 
+def test_a_difference_of_effects_is_larger_not_better():
+    drops = stats.seed_family("drops", [("CNN: original − permuted", [0.040, 0.045, 0.050], "MLP: original − permuted", [0.001, 0.003, 0.005])])
+    assert drops.tests[0].verdict() == "CNN: original − permuted larger"
+
+
 def test_a_family_refuses_single_seeds_and_repeated_comparisons():
     with pytest.raises(ValueError, match="at least two seeds"):
         stats.seed_family("x", [("a", [0.9], "b", [0.8, 0.81])])

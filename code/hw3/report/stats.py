@@ -238,7 +238,9 @@ class SeedTest:
     def verdict(self, alpha: float = 0.05) -> str:
         if not self.significant(alpha):
             return "within seed noise"
-        return f"{self.a if self.difference > 0 else self.b} better"
+        # A row of differences (an effect per seed, "A − B") is larger, not better, on one side.
+        word = "larger" if " − " in self.a + self.b else "better"
+        return f"{self.a if self.difference > 0 else self.b} {word}"
 
 
 @dataclass(frozen=True)
