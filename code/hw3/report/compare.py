@@ -76,14 +76,14 @@ def part2_pairs(groups: Mapping[fashion.FashionConfig, Sequence[Run]], split: st
         if permuted and (m, opt, False) in table:
             k0, k1 = (m, opt, False), (m, opt, True)
             pairs.append((name[k0], values[k0], name[k1], values[k1]))
-            drops[m] = (f"{m.upper()}: original − permuted", np.subtract(values[k0], values[k1]))
+            drops[m] = (f"{m.upper()}: original{stats.DIFFERENCE}permuted", np.subtract(values[k0], values[k1]))
     if {"cnn", "mlp"} <= set(drops):
         pairs.append((drops["cnn"][0], drops["cnn"][1], drops["mlp"][0], drops["mlp"][1]))
     for a, b in INTERACTIONS:
         diffs = {m: np.subtract(values[(m, a, False)], values[(m, b, False)])
                  for m in ("cnn", "mlp") if (m, a, False) in table and (m, b, False) in table}
         if len(diffs) == 2:
-            label = lambda m: f"{m.upper()}: {fashion.optimizer_label(table[(m, a, False)][0])} − {fashion.optimizer_label(table[(m, b, False)][0])}"
+            label = lambda m: f"{m.upper()}: {fashion.optimizer_label(table[(m, a, False)][0])}{stats.DIFFERENCE}{fashion.optimizer_label(table[(m, b, False)][0])}"
             pairs.append((label("cnn"), diffs["cnn"], label("mlp"), diffs["mlp"]))
     return pairs
 

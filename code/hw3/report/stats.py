@@ -216,6 +216,10 @@ def holm(p_values) -> list[float]:
     return adjusted.tolist()
 
 
+# How a comparison names a per-seed difference of two configurations ("CNN: original − permuted").
+DIFFERENCE = " − "
+
+
 @dataclass(frozen=True)
 class SeedTest:
     """One comparison of two configurations over their seeds, within a family corrected by Holm."""
@@ -238,8 +242,8 @@ class SeedTest:
     def verdict(self, alpha: float = 0.05) -> str:
         if not self.significant(alpha):
             return "within seed noise"
-        # A row of differences (an effect per seed, "A − B") is larger, not better, on one side.
-        word = "larger" if " − " in self.a + self.b else "better"
+        # A row of differences (an effect per seed, named with DIFFERENCE) is larger, not better, on one side.
+        word = "larger" if DIFFERENCE in self.a + self.b else "better"
         return f"{self.a if self.difference > 0 else self.b} {word}"
 
 
